@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both set up .venv/ first
+# (torch, the OpenMMLab stack, mmcv built once and cached in ~/.cache/mmsase).
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.mmsase-ready
+
+.PHONY: setup demo demo-detection test test-fast test-slow bench clean
+
+$(STAMP): tools/setup_env.sh setup.py requirements.txt requirements/runtime.txt requirements/tests.txt
+	bash tools/setup_env.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) tools/demo.py
+
+demo-detection: $(STAMP)
+	$(PYTHON) tools/demo.py --only detection
+
+test: $(STAMP)
+	$(PYTHON) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PYTHON) -m pytest tests -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTHON) -m pytest tests -m slow
+
+bench: $(STAMP)
+	$(PYTHON) tools/analysis/benchmark.py
+
+clean:
+	rm -rf work_dirs build dist *.egg-info mmsase/.mim

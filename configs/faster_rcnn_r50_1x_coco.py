@@ -1,0 +1,16 @@
+# Faster R-CNN R50-FPN, 1x, with the SASE paper's COCO settings (spec §5): total batch 8
+# (4 GPUs x 2), lr 0.01, SGD momentum 0.9, wd 1e-4, lr x0.1 at epochs 8 and 11.
+# The backbone starts from the ImageNet checkpoint of configs/resnet50_in1k.py: train it
+# first, or point model.backbone.init_cfg.checkpoint at your own file.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmsase.models', 'mmsase.engine'], allow_failed_imports=False)
+
+imagenet_checkpoint = 'work_dirs/resnet50_in1k/epoch_100.pth'
+model = dict(
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=imagenet_checkpoint)))
+
+train_dataloader = dict(batch_size=2)  # x 4 GPUs = 8
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+auto_scale_lr = dict(base_batch_size=8)

@@ -1,0 +1,3 @@
+_base_ = './resnet50_in1k.py'
+
+model = dict(backbone=dict(depth=101))

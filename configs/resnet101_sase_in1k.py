@@ -1,0 +1,3 @@
+_base_ = './resnet101_in1k.py'
+
+model = dict(backbone=dict(attention=dict(type='mmsase.SASE', genotype=None)))

@@ -1,0 +1,16 @@
+# Plain ResNet-50 on ImageNet-1k with the SASE paper's transfer settings (spec §5):
+# 100 epochs, total batch 128 (4 GPUs x 32), SGD lr 0.05 (linear scaling rule) cosine to 0,
+# momentum 0.9, wd 1e-4, RandomResizedCrop 224. The baseline of resnet50_sase_in1k.py.
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmsase.models', 'mmsase.engine'], allow_failed_imports=False)
+
+model = dict(backbone=dict(type='mmsase.AttentionResNet', depth=50, attention=None))
+
+train_dataloader = dict(batch_size=32)  # x 4 GPUs = 128
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
+param_scheduler = dict(
+    _delete_=True, type='CosineAnnealingLR', T_max=100, eta_min=0.0, by_epoch=True,
+    begin=0, end=100)
+train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
+auto_scale_lr = dict(base_batch_size=128)

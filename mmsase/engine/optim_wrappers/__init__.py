@@ -1,0 +1,3 @@
+from .cpu_autocast import CPUAutocastOptimWrapper
+
+__all__ = ['CPUAutocastOptimWrapper']

@@ -1,0 +1,1 @@
+from . import algorithms, backbones, plugins, sase, search_space  # noqa: F401

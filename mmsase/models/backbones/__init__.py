@@ -1,0 +1,4 @@
+from .cifar_resnet import CifarBasicBlock, CifarResNet
+from .resnet import AttentionBottleneck, AttentionResNet
+
+__all__ = ['AttentionResNet', 'AttentionBottleneck', 'CifarResNet', 'CifarBasicBlock']

@@ -1,0 +1,109 @@
+"""What tools/train.py and tools/test.py do between parsing a config and building a Runner."""
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def setup_work_dir(cfg: Config, config_path: str, work_dir=None) -> None:
+    """``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def setup_amp(cfg: Config) -> None:
+    """Automatic mixed precision: fp16 with loss scaling on CUDA, bfloat16 autocast on CPU."""
+    if 'optim_wrapper' not in cfg:
+        raise ValueError('--amp needs an optim_wrapper in the config')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'mmsase.CPUAutocastOptimWrapper'
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Make ``--launcher pytorch`` work without GPUs (gloo backend, CPU DDP).
+
+    mmengine 0.10.7 calls ``torch.cuda.set_device`` while initialising the process
+    group and gives DDP ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only machine.
+    Here the gloo group is initialised first (mmengine then skips its own), and the
+    DDP wrapper is told to use no device ids.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ValueError(f'on a machine without GPUs only --launcher pytorch (torchrun) '
+                         f'is supported, got {launcher!r}')
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg['dist_cfg'] = dict(backend='gloo')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper_type = MODEL_WRAPPERS.get(wrapper_cfg.get('type', 'MMDistributedDataParallel'))
+    if wrapper_type is not None and issubclass(wrapper_type, DistributedDataParallel):
+        wrapper_cfg.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper_cfg
+
+
+def set_local_rank_env(local_rank: int) -> None:
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def set_genotype(cfg: Config, genotype_path: str) -> int:
+    """Point every SASE block of ``cfg.model`` at ``genotype_path``; return how many.
+
+    The file is validated first, so a bad genotype fails before anything is built.
+    """
+    from mmsase.models.sase.genotype import load_genotype
+    load_genotype(genotype_path)
+
+    def visit(node) -> int:
+        count = 0
+        if isinstance(node, dict):
+            if str(node.get('type', '')).split('.')[-1] == 'SASE':
+                node['genotype'] = genotype_path
+                count += 1
+            for value in node.values():
+                count += visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                count += visit(value)
+        return count
+
+    count = visit(cfg.model)
+    if count == 0:
+        raise ValueError('--genotype was given but the config\'s model has no SASE block '
+                         "(type='SASE' or 'mmsase.SASE')")
+    return count
+
+
+def _user_errors() -> tuple:
+    from .checkpoint import CheckpointError
+    return (ValueError, FileNotFoundError, KeyError, CheckpointError)
+
+
+def run_cli(main) -> None:
+    """Run a tool's ``main``; bad input ends with its message, not a deep traceback.
+
+    Set ``MMSASE_DEBUG=1`` to see the full traceback.
+    """
+    import sys
+    if os.environ.get('MMSASE_DEBUG'):
+        main()
+        return
+    try:
+        main()
+    except _user_errors() as e:  # configs, data roots, genotypes, checkpoints
+        print(f'error: {type(e).__name__}: {e}\n(set MMSASE_DEBUG=1 for the full '
+              'traceback)', file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,118 @@
+"""Checkpoints load under weights-only unpickling, are written atomically, and bad
+files give errors that name them."""
+import os
+import random
+
+import pytest
+import torch
+
+from mmsase.utils.checkpoint import (AtomicLocalBackend, CheckpointError,
+                                     install_checkpoint_safety, load_checkpoint_file)
+
+
+@pytest.fixture(autouse=True)
+def _safety():
+    install_checkpoint_safety()
+
+
+def _mmengine_like_checkpoint():
+    import numpy as np
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_checkpoint_hub')
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_scalar('train/loss', np.float64(0.25))
+    hub.update_info('iter', 3)
+    return dict(
+        meta=dict(epoch=1, iter=3, seed=0, hist=np.arange(3, dtype=np.float32)),
+        state_dict=dict(w=torch.ones(2)),
+        message_hub=hub.state_dict())
+
+
+def test_mmengine_checkpoint_loads_weights_only(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    ckpt = load_checkpoint_file(str(path))
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == pytest.approx(0.375)
+
+
+def test_mmengine_load_goes_through_safe_loader(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'ckpt.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    assert _load_checkpoint(str(path))['meta']['iter'] == 3
+    (tmp_path / 'bad.pth').write_bytes(b'not a checkpoint')
+    with pytest.raises(CheckpointError, match='bad.pth'):
+        _load_checkpoint(str(tmp_path / 'bad.pth'))
+
+
+class Arbitrary:
+    pass
+
+
+def test_arbitrary_objects_are_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'obj': Arbitrary()}, path)
+    with pytest.raises(CheckpointError, match='weights-only'):
+        load_checkpoint_file(str(path))
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'garbage', 'garbage-2', 'empty'])
+def test_damaged_checkpoint_gives_clear_error(tmp_path, damage):
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    data = path.read_bytes()
+    rng = random.Random(damage)
+    path.write_bytes({'truncate': data[:len(data) // 2],
+                      'garbage': bytes(rng.randrange(256) for _ in range(256)),
+                      'garbage-2': b'\x80\x02' + bytes(rng.randrange(256) for _ in range(64)),
+                      'empty': b''}[damage])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_file(str(path))
+    message = str(info.value)
+    assert 'epoch_1.pth' in message and ('truncated or corrupt' in message)
+
+
+def test_missing_checkpoint_names_file(tmp_path):
+    with pytest.raises(CheckpointError, match='nope.pth.*does not exist'):
+        load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+def test_torchvision_scheme_fails_offline_with_instructions(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with pytest.raises(CheckpointError, match='resnet50.*not available offline'):
+        _load_checkpoint('torchvision://resnet50')
+
+
+def test_atomic_backend_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / 'last_checkpoint'
+    backend = AtomicLocalBackend()
+    backend.put_text('old', str(path))
+
+    def fail(*args, **kwargs):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'fsync', fail)
+    with pytest.raises(OSError):
+        backend.put(b'new contents', str(path))
+    assert path.read_text() == 'old'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last_checkpoint']
+
+
+def test_mmengine_uses_atomic_backend(tmp_path):
+    from mmengine.fileio import get_file_backend
+    assert isinstance(get_file_backend(str(tmp_path / 'x.pth')), AtomicLocalBackend)
+
+
+def test_getattr_stand_in_only_gives_history_buffer_methods(tmp_path):
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from mmsase.utils.checkpoint import history_buffer_method
+    assert history_buffer_method(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    for owner, name in [(HistoryBuffer, '__init__'), (HistoryBuffer, '_statistics_methods'),
+                        (os, 'system'), (torch, 'load')]:
+        with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer'):
+            history_buffer_method(owner, name)

@@ -1,0 +1,161 @@
+"""Parameters, FLOPs and CPU latency of plain / SE / SASE networks, measured in one run.
+
+    python tools/analysis/benchmark.py                       # ResNet-50 classifiers
+    python tools/analysis/benchmark.py --detection           # + Faster R-CNN R50 plain vs SASE
+    python tools/analysis/benchmark.py --batch-sizes 8 --repeats 10
+
+Ratios are to the plain network of the same run, so they are comparable on any machine.
+The SASE overhead goal (issue 3): (SASE/plain - 1) <= 1.5 x (SE/plain - 1) at batch 8, eval.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ATTENTIONS = {'plain': None, 'SE': dict(type='SE'), 'SASE': dict(type='SASE')}
+
+
+def build_classifier(attention):
+    from mmpretrain.models import ImageClassifier
+
+    import mmsase.models  # noqa: F401
+    return ImageClassifier(
+        backbone=dict(type='mmsase.AttentionResNet', depth=50, attention=attention),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048))
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def median_latency(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def benchmark_classifiers(batch_sizes, repeats, size=224):
+    rows = []
+    for name, attention in ATTENTIONS.items():
+        model = build_classifier(attention)
+        params = count_params(model)
+        for batch in batch_sizes:
+            x = torch.randn(batch, 3, size, size)
+            model.eval()
+
+            def infer():
+                with torch.inference_mode():
+                    model.backbone(x)
+
+            flops = count_flops(infer) / batch
+            eval_ms = median_latency(infer, repeats) * 1e3
+            model.train()
+            labels = torch.randint(0, 1000, (batch, ))
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+            def train_step():
+                logits = model.head.fc(model.neck(model.backbone(x))[-1])
+                loss = torch.nn.functional.cross_entropy(logits, labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+            train_ms = median_latency(train_step, max(3, repeats // 2), warmup=1) * 1e3
+            rows.append(dict(model=name, batch=batch, params=params, gflops=flops / 1e9,
+                             eval_ms=eval_ms, train_ms=train_ms))
+    return rows
+
+
+def print_table(rows, title):
+    print(f'\n{title}')
+    header = (f'{"model":<8}{"batch":>6}{"params (M)":>12}{"GFLOPs/img":>12}'
+              f'{"eval ms":>10}{"x plain":>9}{"train ms":>10}{"x plain":>9}')
+    print(header)
+    print('-' * len(header))
+    plain = {r['batch']: r for r in rows if r['model'] == 'plain'}
+    for r in sorted(rows, key=lambda r: (r['batch'], list(ATTENTIONS).index(r['model']))):
+        p = plain[r['batch']]
+        print(f'{r["model"]:<8}{r["batch"]:>6}{r["params"] / 1e6:>12.2f}{r["gflops"]:>12.2f}'
+              f'{r["eval_ms"]:>10.1f}{r["eval_ms"] / p["eval_ms"]:>9.3f}'
+              f'{r["train_ms"]:>10.1f}{r["train_ms"] / p["train_ms"]:>9.3f}')
+    for batch in sorted(plain):
+        by_name = {r['model']: r for r in rows if r['batch'] == batch}
+        se = by_name['SE']['eval_ms'] / plain[batch]['eval_ms'] - 1
+        sase = by_name['SASE']['eval_ms'] / plain[batch]['eval_ms'] - 1
+        verdict = 'meets' if sase <= 1.5 * max(se, 1e-9) else 'misses'
+        print(f'batch {batch}: inference overhead SE {se * 100:+.1f}%, SASE {sase * 100:+.1f}% '
+              f'-> SASE/SE overhead ratio {sase / max(se, 1e-9):.2f} ({verdict} the <= 1.5 goal)')
+
+
+def build_detector(with_sase: bool):
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmsase
+    init_default_scope('mmdet')
+    name = 'faster_rcnn_r50_sase_1x_coco.py' if with_sase else 'faster_rcnn_r50_1x_coco.py'
+    cfg = Config.fromfile(mmsase.config_path(name))
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).eval()
+
+
+def benchmark_detectors(sizes, repeats):
+    from mmdet.structures import DetDataSample
+    rows = []
+    for name in ('plain', 'SASE'):
+        model = build_detector(name == 'SASE')
+        for h, w in sizes:
+            x = torch.randn(1, 3, h, w)
+            sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                                 scale_factor=(1.0, 1.0)))
+
+            def infer():
+                with torch.inference_mode():
+                    model.predict(x, [sample])
+
+            rows.append(dict(model=name, size=f'{h}x{w}', params=count_params(model),
+                             ms=median_latency(infer, repeats, warmup=1) * 1e3))
+    print('\nFaster R-CNN R50-FPN inference, batch 1')
+    print(f'{"model":<8}{"input":>10}{"params (M)":>12}{"ms":>10}{"x plain":>9}')
+    plain = {r['size']: r['ms'] for r in rows if r['model'] == 'plain'}
+    for r in sorted(rows, key=lambda r: (r['size'], r['model'] != 'plain')):
+        print(f'{r["model"]:<8}{r["size"]:>10}{r["params"] / 1e6:>12.2f}{r["ms"]:>10.1f}'
+              f'{r["ms"] / plain[r["size"]]:>9.3f}')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--detection', action='store_true',
+                        help='also time Faster R-CNN R50 plain vs SASE')
+    parser.add_argument('--detection-only', action='store_true')
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+    if not args.detection_only:
+        rows = benchmark_classifiers(args.batch_sizes, args.repeats)
+        print_table(rows, 'ResNet-50 classifiers at 224x224 (1000 classes)')
+    if args.detection or args.detection_only:
+        benchmark_detectors([(800, 1333), (512, 512)], max(3, args.repeats // 3))
+
+
+if __name__ == '__main__':
+    main()

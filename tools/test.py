@@ -1,0 +1,93 @@
+"""Evaluate a checkpoint (COCO mAP for detectors, accuracy for classifiers).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
+        [--out results.pkl] [--cfg-options k=v ...] [--launcher ...]
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmsase.engine  # noqa: F401  (checkpoint safety)
+from mmsase.utils.launch import (run_cli, set_genotype, set_local_rank_env, setup_amp,
+                                 setup_launcher, setup_work_dir)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to this pickle file')
+    parser.add_argument(
+        '--show-dir',
+        help='draw predictions and save the images into this directory '
+        '(relative paths are inside the work dir / timestamp dir)')
+    parser.add_argument('--show', action='store_true', help='show predictions')
+    parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
+    parser.add_argument('--amp', action='store_true', help='mixed precision inference')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config keys, e.g. test_dataloader.batch_size=1')
+    parser.add_argument(
+        '--genotype', help='genotype JSON for every SASE block of the model '
+        '(from a search work dir or tools/derive_genotype.py)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank_env(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir, show: bool, wait_time: float) -> None:
+    """Turn on the visualization hook of an mmdet (``draw``) or mmpretrain (``enable``) config."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show/--show-dir need a "visualization" entry in '
+                         'default_hooks (mmdet and mmpretrain bases have one)')
+    if 'draw' in hook or 'Det' in str(hook.get('type', '')):
+        hook['draw'] = True
+        if show_dir:
+            hook['test_out_dir'] = show_dir
+    else:
+        hook['enable'] = True
+        if show_dir:
+            hook['out_dir'] = show_dir
+    hook['show'] = show
+    hook['wait_time'] = wait_time
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.genotype is not None:
+        set_genotype(cfg, args.genotype)
+    setup_launcher(cfg, args.launcher)
+    setup_work_dir(cfg, args.config, args.work_dir)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist')
+    cfg.load_from = args.checkpoint
+    if args.amp:
+        setup_amp(cfg)
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit(f'error: --out must be a .pkl file, got {args.out!r}')
+        cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(
+            cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    metrics = runner.test()
+    print('\n'.join(f'{k}: {v}' for k, v in metrics.items()))
+
+
+if __name__ == '__main__':
+    run_cli(main)
