@@ -5,7 +5,7 @@ _base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
 
 custom_imports = dict(imports=['mmsase.models', 'mmsase.engine'], allow_failed_imports=False)
 
-model = dict(backbone=dict(type='mmsase.AttentionResNet', depth=50, attention=None))
+model = dict(backbone=dict(type='mmsase.AttentionResNet', depth=50))
 
 train_dataloader = dict(batch_size=32)  # x 4 GPUs = 128
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))

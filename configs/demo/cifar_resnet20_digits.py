@@ -9,7 +9,7 @@ custom_imports = dict(imports=['mmsase.models', 'mmsase.datasets', 'mmsase.engin
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='mmsase.CifarResNet', depth=20, attention=None),
+    backbone=dict(type='mmsase.CifarResNet', depth=20),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

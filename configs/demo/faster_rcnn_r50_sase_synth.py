@@ -1,7 +1,7 @@
 # CPU demo: Faster R-CNN + SASE on the generated shapes (tools/generate_data.py coco
 # data/coco_synth). Same detector and block placement as
 # configs/faster_rcnn_r50_sase_1x_coco.py, with a quarter-width R50 (base 16 channels),
-# 320px images and no ImageNet weights, so it trains on 2 CPU cores in minutes.
+# 256px images, fewer proposals and no ImageNet weights, so it trains on 2 CPU cores in minutes.
 _base_ = '../faster_rcnn_r50_sase_1x_coco.py'
 
 model = dict(
@@ -15,7 +15,12 @@ model = dict(
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=3)))
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=3)),
+    # fewer proposals and RoI samples than COCO needs: a handful of objects per image
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
 
 max_epochs = 24
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
@@ -35,7 +40,7 @@ data_root = 'data/coco_synth/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle'),
     palette=[(220, 40, 40), (40, 175, 60), (40, 70, 225)])
-image_scale = (320, 320)
+image_scale = (256, 256)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
