@@ -1,8 +1,8 @@
 """mmsase: SASE attention search on the OpenMMLab stack.
 
-``pip install .`` copies ``configs/`` and ``tools/`` into ``mmsase/.mim`` so that
-``mim train mmsase CONFIG`` and ``mmsase.config_path(NAME)`` work from an installed package;
-an editable install links them instead.
+``pip install .`` copies ``configs/`` and ``tools/`` into the built package's ``mmsase/.mim``
+so that ``mim train mmsase CONFIG`` and ``mmsase.config_path(NAME)`` work from an installed
+package; an editable install links them from the source tree instead.
 """
 import os
 import os.path as osp
@@ -10,6 +10,7 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ['configs', 'tools', 'model-index.yml']
@@ -38,32 +39,49 @@ def parse_requirements(path: str) -> list:
     return requirements
 
 
-def add_mim_extension() -> None:
-    """Ship configs and tools inside the package (``mmsase/.mim``), as mmdet does."""
-    editable = any(arg in sys.argv for arg in ('develop', 'editable_wheel'))
-    mode = 'symlink' if editable else 'copy'
+def link_mim_files() -> None:
+    """Editable installs: ``mmsase/.mim/{configs,tools}`` link to the source tree."""
     mim_dir = osp.join(HERE, 'mmsase', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
     for name in MIM_FILES:
-        src = osp.join(HERE, name)
-        dst = osp.join(mim_dir, name)
+        src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
         if not osp.exists(src):
             continue
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
         elif osp.isdir(dst):
             shutil.rmtree(dst)
-        if mode == 'symlink':
-            os.symlink(osp.relpath(src, mim_dir), dst)
-        elif osp.isdir(src):
-            shutil.copytree(
-                src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
-        else:
-            shutil.copyfile(src, dst)
+        os.symlink(osp.relpath(src, mim_dir), dst)
+
+
+class BuildPyWithMim(build_py):
+    """Regular builds: copy configs and tools into the *built* package's ``.mim``.
+
+    The source tree is left alone, so a wheel build never replaces the editable links
+    with stale copies.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        mim_dir = osp.join(self.build_lib, 'mmsase', '.mim')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
+            if not osp.exists(src):
+                continue
+            if osp.lexists(dst):
+                shutil.rmtree(dst) if osp.isdir(dst) and not osp.islink(dst) else os.remove(dst)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            else:
+                os.makedirs(mim_dir, exist_ok=True)
+                shutil.copyfile(src, dst)
 
 
 if __name__ == '__main__':
-    add_mim_extension()
+    if any(arg in sys.argv for arg in ('develop', 'editable_wheel')):
+        link_mim_files()
     setup(
         name='mmsase',
         version=read_version(),
@@ -75,7 +93,6 @@ if __name__ == '__main__':
         'object detection, image classification',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
         include_package_data=True,
-        package_data={'mmsase': ['.mim/**/*', '.mim/*', 'configs/*.py']},
         python_requires='>=3.9',
         license='Apache License 2.0',
         install_requires=parse_requirements('requirements/runtime.txt'),
@@ -83,4 +100,5 @@ if __name__ == '__main__':
             'tests': parse_requirements('requirements/tests.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
         },
+        cmdclass={'build_py': BuildPyWithMim},
         zip_safe=False)

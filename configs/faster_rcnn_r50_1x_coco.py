@@ -11,6 +11,10 @@ model = dict(
     backbone=dict(
         init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=imagenet_checkpoint)))
 
-train_dataloader = dict(batch_size=2)  # x 4 GPUs = 8
+# mmsase.CocoDataset is mmdet's CocoDataset plus checks that name a missing data root or a
+# broken annotation entry before training starts.
+train_dataloader = dict(batch_size=2, dataset=dict(type='mmsase.CocoDataset'))  # x 4 GPUs = 8
+val_dataloader = dict(dataset=dict(type='mmsase.CocoDataset'))
+test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 auto_scale_lr = dict(base_batch_size=8)

@@ -33,8 +33,8 @@ TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['mmsase.datasets'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmsase.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmsase.engine'])
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, locations=['mmsase.evaluation'])
+# mmsase has no metrics of its own yet; the child registry keeps the scope complete.
+METRICS = Registry('metric', parent=MMENGINE_METRICS)
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['mmsase.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(

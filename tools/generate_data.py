@@ -74,7 +74,7 @@ def main(argv=None) -> None:
               f'  {num_val} validation images in {paths["val_img_dir"]}, annotations '
               f'{paths["val_ann_file"]}\n'
               'Load it with:\n'
-              f"  dict(type='CocoDataset', data_root='{root}/',\n"
+              f"  dict(type='CocoDataset', data_root='{root.rstrip('/')}/',\n"
               f"       metainfo=dict(classes={SHAPES[:num_classes]}),\n"
               "       ann_file='annotations/instances_train.json', "
               "data_prefix=dict(img='train/'))")

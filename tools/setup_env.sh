@@ -87,4 +87,10 @@ if ! have mmsase; then
   log "installing mmsase (editable)"
   "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 fi
+# mim and mmengine locate an installed package as <dist location>/<name> (pkg_resources);
+# a PEP 660 editable install has no such folder, so give it one: a link to the source.
+SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [ ! -e "$SITE/mmsase" ]; then
+  ln -s "$ROOT/mmsase" "$SITE/mmsase"
+fi
 log "environment ready: $VENV"

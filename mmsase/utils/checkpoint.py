@@ -64,6 +64,7 @@ def _checkpoint_safe_globals() -> list:
 
 def load_checkpoint_file(filename: str, map_location=None):
     """``torch.load`` with weights-only unpickling and errors that name the file."""
+    install_checkpoint_safety()
     path = osp.expanduser(filename)
     if not osp.isfile(path):
         raise CheckpointError(

@@ -70,7 +70,10 @@ def set_genotype(cfg: Config, genotype_path: str) -> int:
     def visit(node) -> int:
         count = 0
         if isinstance(node, dict):
-            if str(node.get('type', '')).split('.')[-1] == 'SASE':
+            block_type = node.get('type', '')
+            name = block_type.__name__ if isinstance(block_type, type) \
+                else str(block_type).split('.')[-1]
+            if name == 'SASE':
                 node['genotype'] = genotype_path
                 count += 1
             for value in node.values():

@@ -1,0 +1,3 @@
+from .bilevel_loop import BilevelEpochBasedTrainLoop
+
+__all__ = ['BilevelEpochBasedTrainLoop']

@@ -1,0 +1,3 @@
+from .search_optim_constructor import SearchOptimWrapperConstructor
+
+__all__ = ['SearchOptimWrapperConstructor']

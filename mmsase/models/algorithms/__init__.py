@@ -1,0 +1,4 @@
+from .architect import Architect
+from .darts import SASESearch
+
+__all__ = ['Architect', 'SASESearch']

@@ -1,7 +1,7 @@
 """The architecture-gradient step of DARTS (SASE spec §4), first order and unrolled.
 
-Pure torch: works on any ``nn.Module`` network whose loss depends on an architecture
-parameter ``alpha`` that is *not* one of the network's optimised weights.
+Pure torch: works on any network whose loss depends on an architecture parameter ``alpha``
+that is *not* one of the weights the weight optimizer updates.
 
 The unrolled (second-order) gradient follows DARTS (Liu et al., 2019, eq. 7-8)::
 
@@ -13,15 +13,15 @@ The unrolled (second-order) gradient follows DARTS (Liu et al., 2019, eq. 7-8)::
 
 where ``xi`` is the weight optimizer's current learning rate and ``m`` its momentum buffer
 (zero before the first real step). ``w'`` is exactly the next torch-SGD iterate (dampening 0,
-no Nesterov), so ``g`` is the finite-difference approximation of the exact hypergradient
-``d L_val(w'(alpha), alpha) / d alpha``.
+no Nesterov), so ``g`` is the finite-difference form of the exact hypergradient
+``d L_val(w'(alpha), alpha) / d alpha``. The first-order gradient is ``dL_val/dalpha (w, alpha)``.
 
 Every pass runs the network through :func:`torch.func.functional_call` with *virtual* weight
 tensors and *copies* of the buffers, so the real weights, BatchNorm running statistics
 (``num_batches_tracked`` included) and the optimizer state are never written. Each pass asks
-autograd only for the gradients it needs, and no graph outlives its pass: the unrolled step
-costs four forward/backward passes (one for the virtual step, one at ``w'``, two for the
-finite difference) against one for the first-order step.
+autograd only for the gradients it needs and no graph outlives its pass: the unrolled step
+costs four forward/backward passes (virtual step, ``w'``, ``w+``, ``w-``), the first-order
+step one.
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -33,7 +33,7 @@ LossFunction = Callable[[nn.Module, Any], Tensor]
 
 
 class _LossModule(nn.Module):
-    """Lets ``functional_call`` run an arbitrary ``loss(network, batch)``."""
+    """Lets ``functional_call`` run an arbitrary ``loss_fn(network, batch)``."""
 
     def __init__(self, network: nn.Module, loss_fn: LossFunction) -> None:
         super().__init__()
@@ -48,14 +48,11 @@ class Architect:
     """Computes the gradient of the validation loss w.r.t. the architecture ``alpha``.
 
     Args:
-        network: the network holding the weights ``w`` (and BN buffers). ``alpha`` must not be
-            one of the parameters in ``weight_optimizer``.
-        alpha: the architecture parameter (e.g. ``ArchitectureParams.alpha``).
-        loss_fn: ``loss_fn(network, batch) -> scalar``; must call ``network`` (its forward),
-            which is how the virtual weights are substituted.
-        weight_optimizer: the ``torch.optim.SGD`` updating ``w``; read for the learning rate
-            ``xi``, momentum, weight decay and momentum buffers (never modified). Only needed
-            for the unrolled gradient.
+        network: the network holding the weights ``w`` and the BN buffers.
+        alpha: the architecture parameter (e.g. ``ArchitectureParams.alpha``), used by
+            ``network`` but not updated by the weight optimizer.
+        loss_fn: ``loss_fn(network, batch) -> scalar``. It must run ``network`` through its
+            ``forward`` (``network(...)``): that is where the virtual weights are substituted.
         unroll: second-order (unrolled) gradient if True, first order (``xi = 0``) if False.
         finite_difference_scale: the numerator of ``eps`` (0.01 in DARTS).
     """
@@ -64,14 +61,10 @@ class Architect:
                  network: nn.Module,
                  alpha: Tensor,
                  loss_fn: LossFunction,
-                 weight_optimizer: Optional[torch.optim.Optimizer] = None,
                  unroll: bool = False,
                  finite_difference_scale: float = 0.01) -> None:
-        if unroll and weight_optimizer is None:
-            raise ValueError('the unrolled step needs the weight optimizer')
         self.loss_module = _LossModule(network, loss_fn)
         self.alpha = alpha
-        self.weight_optimizer = weight_optimizer
         self.unroll = unroll
         self.finite_difference_scale = finite_difference_scale
 
@@ -79,30 +72,45 @@ class Architect:
     def network(self) -> nn.Module:
         return self.loss_module.network
 
-    def alpha_gradient(self, train_batch: Any,
-                       val_batch: Any) -> Tuple[Tensor, Tensor]:
+    def alpha_gradient(
+        self,
+        val_batch: Any,
+        train_batch: Any = None,
+        weight_optimizer: Optional[torch.optim.Optimizer] = None
+    ) -> Tuple[Tensor, Tensor]:
         """Returns ``(gradient w.r.t. alpha, validation loss)``, both detached.
 
-        The validation loss is taken at ``w`` (first order) or ``w'`` (unrolled).
-        ``train_batch`` is only used by the unrolled step.
+        The validation loss is taken at ``w`` (first order) or ``w'`` (unrolled). The unrolled
+        step needs ``train_batch`` and the (torch SGD) ``weight_optimizer``, which is read for
+        the learning rate, momentum, weight decay and momentum buffers, never modified.
         """
         if not self.unroll:
             val_loss = self._loss(val_batch)
             (alpha_grad, ) = self._grad(val_loss, [self.alpha])
             return alpha_grad, val_loss.detach()
-        return self._unrolled_alpha_gradient(train_batch, val_batch)
+        if train_batch is None or weight_optimizer is None:
+            raise ValueError(
+                'the unrolled step needs train_batch and weight_optimizer')
+        return self._unrolled_alpha_gradient(val_batch, train_batch,
+                                             weight_optimizer)
 
-    def _unrolled_alpha_gradient(self, train_batch: Any,
-                                 val_batch: Any) -> Tuple[Tensor, Tensor]:
-        names, weights, lr, momentum_terms, weight_decays = self._sgd_state()
+    def _unrolled_alpha_gradient(
+            self, val_batch: Any, train_batch: Any,
+            weight_optimizer: torch.optim.Optimizer) -> Tuple[Tensor, Tensor]:
+        lr, sgd_weights = self._sgd_weights(weight_optimizer)
+        names = [name for name, *_ in sgd_weights]
+        weights = [weight for _, weight, *_ in sgd_weights]
 
         # w' = one virtual SGD step of w on the training loss (w-gradients only).
         train_grads = self._grad(self._loss(train_batch), weights)
+        virtual_weights = []
         with torch.no_grad():
-            virtual_weights = [(w - lr * (g + m + wd * w)).requires_grad_()
-                               for w, g, m, wd in zip(
-                                   weights, train_grads, momentum_terms,
-                                   weight_decays)]
+            for (_, w, momentum, buffer, weight_decay), g in zip(
+                    sgd_weights, train_grads):
+                step = g + weight_decay * w
+                if buffer is not None:
+                    step += momentum * buffer
+                virtual_weights.append((w - lr * step).requires_grad_())
         del train_grads
 
         val_loss = self._loss(val_batch, dict(zip(names, virtual_weights)))
@@ -110,10 +118,9 @@ class Architect:
             val_loss, virtual_weights + [self.alpha])
         del virtual_weights
 
-        # Hessian-vector product d2 L_train / (dalpha dw) . v by central differences at w.
+        # d2 L_train / (dalpha dw) . v by central differences around w.
         grad_norm = torch.linalg.vector_norm(
-            torch.stack(
-                [torch.linalg.vector_norm(g) for g in val_weight_grads]))
+            torch.stack([torch.linalg.vector_norm(g) for g in val_weight_grads]))
         if grad_norm == 0:  # L_val does not depend on w: nothing to correct
             return alpha_grad, val_loss.detach()
         eps = self.finite_difference_scale / grad_norm
@@ -133,8 +140,8 @@ class Architect:
     def _loss(self,
               batch: Any,
               weights: Optional[Dict[str, Tensor]] = None) -> Tensor:
-        """The loss with ``weights`` substituted (real weights if None) and fresh copies of
-        the buffers, so BN running statistics are not updated."""
+        """The loss with ``weights`` substituted (the real ones where absent) and fresh
+        copies of the buffers, so the BN running statistics are left alone."""
         substitutes = {
             f'network.{name}': buffer.clone()
             for name, buffer in self.network.named_buffers()
@@ -149,39 +156,35 @@ class Architect:
 
     @staticmethod
     def _grad(loss: Tensor, inputs: List[Tensor]) -> List[Tensor]:
-        """``torch.autograd.grad`` with zeros for inputs the loss does not depend on."""
+        """``torch.autograd.grad``, with zeros for inputs the loss does not depend on."""
         grads = torch.autograd.grad(loss, inputs, allow_unused=True)
         return [
             torch.zeros_like(x) if g is None else g
             for x, g in zip(inputs, grads)
         ]
 
-    def _sgd_state(self):
-        """Names, tensors, lr, ``momentum * buffer`` and weight decay of the network weights
-        the weight optimizer updates. Other parameters stay constant in the virtual step."""
+    def _sgd_weights(self, optimizer: torch.optim.Optimizer):
+        """The learning rate and ``(name, weight, momentum, momentum buffer or None,
+        weight decay)`` of every network weight the optimizer updates. Weights it does not
+        update are constants of the virtual step."""
         name_of = {id(p): n for n, p in self.network.named_parameters()}
-        names, weights, momentum_terms, weight_decays = [], [], [], []
-        learning_rates = set()
-        for group in self.weight_optimizer.param_groups:
+        sgd_weights, learning_rates = [], set()
+        for group in optimizer.param_groups:
             if group.get('nesterov', False) or group.get('dampening', 0):
-                raise ValueError(
-                    'the unrolled step implements plain momentum SGD '
-                    '(no Nesterov, dampening 0)')
+                raise ValueError('the unrolled step implements plain momentum '
+                                 'SGD (no Nesterov, dampening 0)')
             for param in group['params']:
+                if param is self.alpha:
+                    raise ValueError(
+                        'alpha must not be updated by the weight optimizer')
                 if id(param) not in name_of:
                     continue
                 learning_rates.add(group['lr'])
-                buffer = self.weight_optimizer.state.get(param, {}).get(
-                    'momentum_buffer')
-                names.append(name_of[id(param)])
-                weights.append(param)
-                momentum_terms.append(
-                    torch.zeros_like(param) if buffer is None else
-                    group.get('momentum', 0) * buffer)
-                weight_decays.append(group.get('weight_decay', 0))
-        if any(w is self.alpha for w in weights):
-            raise ValueError('alpha must not be updated by the weight optimizer')
+                buffer = optimizer.state.get(param, {}).get('momentum_buffer')
+                sgd_weights.append(
+                    (name_of[id(param)], param, group.get('momentum', 0),
+                     buffer, group.get('weight_decay', 0)))
         if len(learning_rates) != 1:
-            raise ValueError('the unrolled step needs one learning rate for all '
-                             f'network weights, got {sorted(learning_rates)}')
-        return names, weights, learning_rates.pop(), momentum_terms, weight_decays
+            raise ValueError('the unrolled step needs exactly one learning rate '
+                             f'for the network weights, got {sorted(learning_rates)}')
+        return learning_rates.pop(), sgd_weights

@@ -1,12 +1,22 @@
 """Helpers shared by the four operation sets.
 
-* :func:`check_channels` — the constructor-argument check every op and block uses.
+Statistics (the squeeze sets):
+
 * :class:`FeatureStats` / :class:`AxisMoments` — lazily computed statistics of one feature
   map. Every squeeze op reads its input through them, so the ops of one mixed operation (and
-  the two squeeze edges that read the same ``x``) compute each moment once, and the moments
-  of ``x ⊙ m`` for a per-channel scale ``m`` can be had without materialising ``x ⊙ m``.
+  the two squeeze edges that read the same ``x``) compute each moment once, and the channel
+  mean and L4 of ``x ⊙ m`` for a per-channel scale ``m`` are had without materialising it.
+* :class:`CentralMoments`, :class:`FourthPowerMean`, :class:`ChannelFourthPowerMean` —
+  autograd functions with hand-written gradients: the same values as the plain formulas, with
+  a few passes over the map in the backward pass instead of a dozen (tested by gradcheck).
 * :class:`StatFusion1d` / :class:`StatFusion2d` — the "convolution block over the two
   statistics" of ``gap_gmp``, ``gap_std``, ``gap_skew`` (spec §2, **Decision**: 5 parameters).
+* :class:`SqueezeOp` and the statistics both squeeze sets share (``gap``, ``l4``, the fused
+  pairs), parameterised by the axis they reduce.
+
+Excitation: :class:`ExcitationOp` (``σ(logits)``) and :class:`ConvStackExcitation`.
+Mixtures: :func:`squeeze_mixture`, :func:`excitation_mixture` — ``Σ_o w_o · o(x)`` for the
+supernet, sharing work between the ops of a set.
 
 Precision: moments of order ≥ 2 (std, skew, covariance, L4) are computed in float32 — or
 float64 when the input already is — with autocast disabled, because ``x**4`` of ordinary
@@ -16,7 +26,7 @@ it for the next layer, as it does for its own float32 ops), and in the input's d
 so a network converted wholesale to half precision still type-checks.
 """
 from functools import cached_property
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -29,6 +39,16 @@ STD_EPS = 1e-5
 SKEW_EPS = 1e-5
 #: ``eps`` inside the fourth root of the L4 pooling (spec §2, ``l4``).
 L4_EPS = 1e-6
+#: ``eps`` inside the square root of the L2 norm of ``std_l2`` (keeps its gradient finite at 0).
+L2_EPS = 1e-5
+
+
+class UnknownNameError(KeyError, ValueError):
+    """An unknown edge, set or operation name. Both a ``KeyError`` (a failed look-up) and a
+    ``ValueError`` (a bad argument), with its message printed unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
 
 
 def check_channels(value, name: str = 'channels') -> int:
@@ -41,6 +61,85 @@ def check_channels(value, name: str = 'channels') -> int:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype statistics are computed in: float32 for half/bfloat16, else ``dtype``."""
     return torch.promote_types(dtype, torch.float32)
+
+
+class CentralMoments(torch.autograd.Function):
+    """``(mean, biased variance, third central moment)`` of ``x`` over ``dim`` (kept).
+
+    Autograd through ``c = x − μ``, ``c²``, ``c³`` writes and reads about a dozen full-size
+    tensors; the analytic gradient needs three passes::
+
+        ∂mean/∂x = 1/n,   ∂var/∂x = 2c/n,   ∂third/∂x = 3(c² − var)/n
+
+    so ``∂L/∂x = a + c·(b + c·d)`` with small broadcast ``a, b, d``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: Tuple[int, ...]):
+        n = _numel(x, dim)
+        mean = x.mean(dim, keepdim=True)
+        c = x - mean
+        c2 = c * c
+        var = c2.mean(dim, keepdim=True)
+        third = c2.mul_(c).mean(dim, keepdim=True)
+        ctx.save_for_backward(c, var)
+        ctx.n = n
+        return mean, var, third
+
+    @staticmethod
+    def backward(ctx, g_mean, g_var, g_third):
+        c, var = ctx.saved_tensors
+        n = ctx.n
+        zero = torch.zeros_like(var)
+        g_mean = zero if g_mean is None else g_mean
+        g_var = zero if g_var is None else g_var
+        g_third = zero if g_third is None else g_third
+        a = (g_mean - 3 * g_third * var) / n
+        grad = torch.addcmul(g_var * (2 / n), c, g_third * (3 / n))
+        return grad.mul_(c).add_(a), None
+
+
+class FourthPowerMean(torch.autograd.Function):
+    """``mean(x⁴)`` over ``dim`` (kept), with the gradient ``4x³/n`` computed in place."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: Tuple[int, ...]):
+        ctx.save_for_backward(x)
+        ctx.n = _numel(x, dim)
+        return (x * x).square_().mean(dim, keepdim=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x, ) = ctx.saved_tensors
+        return (x * x).mul_(x).mul_(g * (4 / ctx.n)), None
+
+
+class ChannelFourthPowerMean(torch.autograd.Function):
+    """``mean_c(w_c · x_c⁴)`` for ``x (B, C, N)`` and ``w (B, 1, C)`` → ``(B, 1, N)``: one
+    matrix product forward; the gradient ``4 w_c x_c³ g / C`` formed in place."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor):
+        ctx.save_for_backward(x, w)
+        return torch.bmm(w / x.shape[1], (x * x).square_())
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        c = x.shape[1]
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (x * x).mul_(x).mul_(w.transpose(1, 2) * (4 / c)).mul_(g)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(g, (x * x).square_().transpose(1, 2)) / c
+        return grad_x, grad_w
+
+
+def _numel(x: Tensor, dim: Tuple[int, ...]) -> int:
+    n = 1
+    for d in dim:
+        n *= x.shape[d]
+    return n
 
 
 class AxisMoments:
@@ -59,34 +158,37 @@ class AxisMoments:
         self.axis = axis
         self.dim: Tuple[int, ...] = (2, 3) if axis == 'space' else (1, )
 
-    def _mean(self, t: Tensor) -> Tensor:
-        return t.mean(self.dim, keepdim=True)
-
     @cached_property
     def mean(self) -> Tensor:
         s = self._stats
+        if self.axis == 'channel':
+            # mean_c(m_c x_c) as one matrix product (m = 1 without a channel scale): BLAS reads
+            # x once, faster than a strided reduction, and x ⊙ m is never materialised.
+            return s.channel_contract(s.channel_scale)
         if s.channel_scale is None:
             return s.x_raw.mean(self.dim, keepdim=True, dtype=s.dtype)
-        if self.axis == 'channel':
-            # mean_c(x_c m_c) as one matrix product: x ⊙ m is never materialised.
-            return s.channel_contract(s.x_raw, s.channel_scale)
-        return self._mean(s.x)
+        return s.x.mean(self.dim, keepdim=True)
 
     @cached_property
     def amax(self) -> Tensor:
         s = self._stats
         src = s.x_raw if s.channel_scale is None else s.x
-        return src.amax(self.dim, keepdim=True).to(s.dtype)
+        if self.axis == 'space' and torch.is_grad_enabled() and src.requires_grad:
+            # max with indices is slower forward but its backward is a scatter instead of
+            # amax's comparison of the whole map with the result: faster in training.
+            peak = src.flatten(2).max(-1).values[..., None, None]
+        else:
+            peak = src.amax(self.dim, keepdim=True)
+        return peak.to(s.dtype)
 
     @cached_property
-    def centered(self) -> Tensor:
-        """``x − mean``, full size; shared by the variance, skewness and standardisation."""
-        return self._stats.x - self.mean
+    def _central(self) -> Tuple[Tensor, Tensor, Tensor]:
+        return CentralMoments.apply(self._stats.x, self.dim)
 
-    @cached_property
+    @property
     def var(self) -> Tensor:
         """Biased variance."""
-        return self._mean(self.centered.square())
+        return self._central[1]
 
     @cached_property
     def std(self) -> Tensor:
@@ -100,20 +202,18 @@ class AxisMoments:
         Using the eps-regularised ``σ`` of ``gap_std`` keeps the gradient finite on constant
         inputs (e.g. a 1×1 map), where ``sqrt(var)`` has an infinite derivative.
         """
-        c = self.centered
-        third = self._mean(c.square() * c)
-        return third / (self.std ** 3 + SKEW_EPS)
+        return self._central[2] / (self.std**3 + SKEW_EPS)
 
     @cached_property
     def l4(self) -> Tensor:
         """``(mean x⁴ + 1e-6)^(1/4)`` (spec §2, ``l4``)."""
         s = self._stats
-        if self.axis == 'channel' and s.channel_scale is not None:
-            # mean_c (x_c m_c)^4 = Σ_c (m_c^4 / C) x_c^4: one power of x, one matrix product.
-            mean4 = s.channel_contract(s.x_raw.to(s.dtype).square().square(),
-                                       s.channel_scale.square().square())
+        if self.axis == 'channel':
+            # mean_c (m_c x_c)^4 = Σ_c (m_c^4 / C) x_c^4: x ⊙ m is never materialised.
+            scale = None if s.channel_scale is None else s.channel_scale.square().square()
+            mean4 = s.channel_contract(scale, fourth_power=True)
         else:
-            mean4 = self._mean(s.x.square().square())
+            mean4 = FourthPowerMean.apply(s.x, self.dim)
         return (mean4 + L4_EPS).pow(0.25)
 
 
@@ -121,9 +221,9 @@ class FeatureStats:
     """Lazily computed statistics of one feature map, optionally re-weighted per channel.
 
     ``FeatureStats(x)`` stands for ``x``; ``FeatureStats(x, channel_scale=m)`` stands for
-    ``x ⊙ m`` with ``m`` of shape ``(B, C, 1, 1)`` — the SASE block's ``x' = x ⊙ m2``. Moments
-    that are linear in a per-channel scale (channel means, channel L4) are then computed as
-    matrix products with ``x`` itself; anything else materialises ``x ⊙ m`` once, on demand.
+    ``x ⊙ m`` with ``m`` of shape ``(B, C, 1, 1)`` — the SASE block's ``x' = x ⊙ m2``. The
+    channel mean and channel L4 of ``x ⊙ m`` are then matrix products of ``m`` (or ``m⁴``) with
+    ``x`` (or ``x⁴``); anything else materialises ``x ⊙ m`` once, on demand.
 
     Squeeze ops accept a ``FeatureStats`` wherever they accept a tensor; passing the same
     object to several ops lets them share every moment they have in common.
@@ -155,16 +255,34 @@ class FeatureStats:
             self._axes[axis] = AxisMoments(self, axis)
         return self._axes[axis]
 
-    def channel_contract(self, t: Tensor, weight: Tensor) -> Tensor:
-        """``mean_c(weight_c · t_c)`` for ``t (B,C,H,W)``, ``weight (B,C,1,1)`` → ``(B,1,H,W)``.
+    def channel_contract(self, weight: Optional[Tensor], fourth_power: bool = False) -> Tensor:
+        """``mean_c(weight_c · x_c)`` — or of ``x_c⁴`` — of the raw ``x (B,C,H,W)``, for
+        ``weight (B,C,1,1)`` or ``None`` (all ones), → ``(B,1,H,W)``.
 
-        A batched matrix product reads ``t`` once with BLAS instead of an elementwise product
-        followed by a strided reduction over channels.
+        One batched matrix product: BLAS reads ``x`` once, faster than a product followed by a
+        strided reduction over channels. Without autograd on the CPU, ``x⁴`` is formed one
+        sample at a time in a reused, cache-sized buffer rather than as a full-size temporary.
         """
-        b, c, h, w = t.shape
-        t = t.to(self.dtype)
-        weight = weight.to(self.dtype).reshape(b, 1, c) / c
-        return torch.bmm(weight, t.reshape(b, c, h * w)).view(b, 1, h, w)
+        b, c, h, w = self.x_raw.shape
+        x = self.x_raw.to(self.dtype).reshape(b, c, h * w)
+        if weight is None:
+            weight = x.new_ones(b, 1, c)
+        else:
+            weight = weight.to(self.dtype).reshape(b, 1, c)
+        if not fourth_power:
+            out = torch.bmm(weight / c, x)
+        elif (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+              or x.device.type != 'cpu'):
+            out = ChannelFourthPowerMean.apply(x, weight)
+        else:
+            out = x.new_empty(b, 1, h * w)
+            power = x.new_empty(c, h * w)
+            weight = weight / c
+            for i in range(b):
+                torch.square(x[i], out=power)
+                power.square_()
+                torch.mm(weight[i], power, out=out[i])
+        return out.view(b, 1, h, w)
 
     def full_precision(self):
         """Context in which statistics are computed: autocast off for this device."""
@@ -191,10 +309,13 @@ def param(p: Tensor, like: Tensor) -> Tensor:
 class StatFusion1d(nn.Module):
     """Fuse two per-channel statistics into one: ``δ(BN(Conv1d_{2→1,k=1}([a; b])))``.
 
-    Input: two ``(B, C, 1, 1)`` tensors, stacked as a 2-channel length-C signal ``(B, 2, C)``.
+    Input: two ``(B, C, 1, 1)`` tensors, read as a 2-channel length-C signal ``(B, 2, C)``.
     Output: ``(B, C, 1, 1)``. 5 parameters (conv 2 + bias 1, BN 2).
     **Decision** (spec §2, items 5–7): one shared 2→1 fusion instead of a ``2C → C`` 1×1 conv.
     In training mode BN normalises over ``B·C`` values, so a batch of one is fine for ``C > 1``.
+
+    The 1×1 conv over two channels is evaluated as ``w0·a + w1·b + bias`` — the same maths
+    without stacking the inputs or calling a convolution kernel for 2 input channels.
     """
 
     def __init__(self):
@@ -203,8 +324,8 @@ class StatFusion1d(nn.Module):
         self.bn = nn.BatchNorm1d(1)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        signal = torch.cat([a.flatten(1).unsqueeze(1), b.flatten(1).unsqueeze(1)], dim=1)
-        return F.relu(self.bn(self.conv(signal))).view_as(a)
+        y = _combine_two(a, b, self.conv)
+        return F.relu(self.bn(y.reshape(y.shape[0], 1, -1))).view(y.shape)
 
 
 class StatFusion2d(nn.Module):
@@ -212,7 +333,7 @@ class StatFusion2d(nn.Module):
 
     Input: two ``(B, 1, H, W)`` maps; output ``(B, 1, H, W)``. 5 parameters. Used by the
     spatial ``gap_gmp``/``gap_std``/``gap_skew`` ops and by the SASE block to fuse
-    ``[ss1(x), ss2(x')]`` (spec §1).
+    ``[ss1(x), ss2(x')]`` (spec §1). Evaluated as :class:`StatFusion1d` is.
     """
 
     def __init__(self):
@@ -221,4 +342,234 @@ class StatFusion2d(nn.Module):
         self.bn = nn.BatchNorm2d(1)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return F.relu(self.bn(self.conv(torch.cat([a, b], dim=1))))
+        return F.relu(self.bn(_combine_two(a, b, self.conv)))
+
+
+def _combine_two(a: Tensor, b: Tensor, conv: nn.Module) -> Tensor:
+    """``conv([a; b])`` for a 2→1 conv with a 1-element kernel: ``w0·a + w1·b + bias``."""
+    w = conv.weight.reshape(2)
+    return torch.addcmul(a * w[0] + conv.bias, b, w[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Squeeze operations shared by the channel and spatial sets: the same statistic, taken over
+# H·W (``axis='space'``, channel squeeze) or over C (``axis='channel'``, spatial squeeze).
+# --------------------------------------------------------------------------------------------
+class SqueezeOp(nn.Module):
+    """Base of every squeeze op.
+
+    ``forward`` accepts a ``(B, C, H, W)`` tensor or a :class:`FeatureStats` (to share moments
+    with other ops) and returns ``(B, C, 1, 1)`` (``axis='space'``) or ``(B, 1, H, W)``
+    (``axis='channel'``). Subclasses implement :meth:`statistics` — parameter-free or not, run
+    in full precision — and optionally :meth:`head`, which runs afterwards at the ambient
+    precision (e.g. the two-statistic fusion).
+    """
+
+    #: ``'space'`` (reduce H·W: channel squeeze) or ``'channel'`` (reduce C: spatial squeeze).
+    axis: str = ''
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = check_channels(channels)
+
+    def statistics(self, stats: FeatureStats) -> Union[Tensor, Sequence[Tensor]]:
+        raise NotImplementedError
+
+    def head(self, *statistics: Tensor) -> Tensor:
+        (out, ) = statistics
+        return out
+
+    def forward(self, x: Union[Tensor, FeatureStats]) -> Tensor:
+        stats = as_stats(x)
+        with stats.full_precision():
+            out = self.statistics(stats)
+        if isinstance(out, Tensor):
+            out = (out, )
+        return self.head(*(stats.restore(t) for t in out))
+
+    def extra_repr(self) -> str:
+        return f'channels={self.channels}'
+
+
+class GAPSqueeze(SqueezeOp):
+    """``gap``: the mean along the axis (SE's global average pooling)."""
+
+    def statistics(self, stats: FeatureStats) -> Tensor:
+        return stats.over(self.axis).mean
+
+
+class L4Squeeze(SqueezeOp):
+    """``l4``: L_p pooling with p = 4, ``(mean x⁴ + 1e-6)^(1/4)``, no standardisation; always in
+    float32 or better (spec §2)."""
+
+    def statistics(self, stats: FeatureStats) -> Tensor:
+        return stats.over(self.axis).l4
+
+
+class TwoStatSqueeze(SqueezeOp):
+    """Mean plus a second statistic, fused by a 5-parameter conv block (spec §2 items 5–7,
+    **Decision**). Subclasses define :meth:`second`."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.fusion = StatFusion1d() if self.axis == 'space' else StatFusion2d()
+
+    def second(self, moments: AxisMoments) -> Tensor:
+        raise NotImplementedError
+
+    def statistics(self, stats: FeatureStats) -> Tuple[Tensor, Tensor]:
+        moments = stats.over(self.axis)
+        return moments.mean, self.second(moments)
+
+    def head(self, mean: Tensor, second: Tensor) -> Tensor:
+        return self.fusion(mean, second)
+
+
+class GAPGMPSqueeze(TwoStatSqueeze):
+    """``gap_gmp``: mean and max (CBAM)."""
+
+    def second(self, moments: AxisMoments) -> Tensor:
+        return moments.amax
+
+
+class GAPStdSqueeze(TwoStatSqueeze):
+    """``gap_std``: mean and biased std ``sqrt(var + 1e-5)`` (SRM)."""
+
+    def second(self, moments: AxisMoments) -> Tensor:
+        return moments.std
+
+
+class GAPSkewSqueeze(TwoStatSqueeze):
+    """``gap_skew``: mean and skewness ``E[(x − μ)³] / (σ³ + 1e-5)`` (MCA)."""
+
+    def second(self, moments: AxisMoments) -> Tensor:
+        return moments.skew
+
+
+def pool_channels(x: Tensor, groups: int, size: Optional[Tuple[int, int]] = None) -> Tensor:
+    """Adaptive average pooling of the channel axis to ``groups`` channels (no parameters),
+    and optionally of the spatial axes to ``size``: ``(B, C, H, W) → (B, groups, *size)``.
+
+    When ``C`` is a multiple of ``groups`` the windows do not overlap; otherwise they follow
+    :func:`torch.nn.functional.adaptive_avg_pool3d` (window ``i`` covers channels
+    ``floor(i·C/g) … ceil((i+1)·C/g) − 1``), so any ``C ≥ 1`` works.
+    """
+    b, c, h, w = x.shape
+    if size is None and c % groups == 0:
+        return x.view(b, groups, c // groups, h, w).mean(2)
+    out_hw = (h, w) if size is None else tuple(size)
+    return F.adaptive_avg_pool3d(x.unsqueeze(1), (groups, *out_hw)).squeeze(1)
+
+
+def gsop_groups(channels: int) -> int:
+    """Channels left after GSoP's pooling by 4: ``max(1, C // 4)``."""
+    return max(1, channels // 4)
+
+
+# --------------------------------------------------------------------------------------------
+# Excitation operations: σ(logits), and stacks of single-filter convolutions.
+# --------------------------------------------------------------------------------------------
+Kernel = Union[int, Tuple[int, ...]]
+
+
+class ExcitationOp(nn.Module):
+    """Base of every excitation op: ``forward(v) = σ(logits(v))``, same shape in and out."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = check_channels(channels)
+
+    def logits(self, v: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, v: Tensor) -> Tensor:
+        return torch.sigmoid(self.logits(v))
+
+
+class ConvStackExcitation(ExcitationOp):
+    """Stacked single-filter convolutions (1 input and 1 output channel each), zero padding
+    ``k // 2`` ('same'); ReLU between consecutive convs if ``relu_between``.
+
+    Subclasses fix ``conv_dims`` (1: a 1-D conv across the channels of ``(B, C, 1, 1)``;
+    2: a 2-D conv over the positions of ``(B, 1, H, W)``) and, for 1-D,
+    :meth:`to_signal`/:meth:`from_signal`. Odd kernel sizes only (centred 'same' padding).
+    """
+
+    conv_dims = 2
+
+    def __init__(self,
+                 channels: int,
+                 kernel_sizes: Sequence[Kernel],
+                 biases: Sequence[bool],
+                 relu_between: bool = True):
+        super().__init__(channels)
+        conv_cls = nn.Conv1d if self.conv_dims == 1 else nn.Conv2d
+        convs = []
+        for k, bias in zip(kernel_sizes, biases, strict=True):
+            k = (k, ) * self.conv_dims if isinstance(k, int) else tuple(k)
+            if any(side % 2 == 0 for side in k):
+                raise ValueError(f'kernel sizes must be odd, got {k}')
+            convs.append(conv_cls(1, 1, k, padding=tuple(side // 2 for side in k), bias=bias))
+        self.convs = nn.ModuleList(convs)
+        self.relu_between = relu_between
+
+    def to_signal(self, v: Tensor) -> Tensor:
+        """The op's input as a 1-channel conv input."""
+        return v
+
+    def from_signal(self, s: Tensor, v: Tensor) -> Tensor:
+        """A 1-channel conv output back in the op's output shape (that of ``v``)."""
+        return s
+
+    def logits(self, v: Tensor) -> Tensor:
+        s = self.to_signal(v)
+        for i, conv in enumerate(self.convs):
+            if i and self.relu_between:
+                s = F.relu(s)
+            s = conv_single_channel(s, conv.weight, conv.bias, conv.padding)
+        return self.from_signal(s, v)
+
+
+def conv_single_channel(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                        padding: Tuple[int, ...]) -> Tensor:
+    """A 1-in 1-out convolution: ``F.conv2d(x, weight, bias, padding=padding)`` of
+    ``x (B, 1, H, W)`` computed as a depthwise convolution of ``(1, B, H, W)`` (the kernel
+    repeated per sample); 1-D inputs ``(B, 1, L)`` go to ``F.conv1d`` as they are.
+
+    The result is the same; the speed is not: a one-channel convolution is a poor fit for the
+    CPU kernels chosen for ordinary layers (oneDNN's backward pass measured ~10× slower for
+    ``(64, 1, 32, 32)``), while depthwise convolutions are well optimised everywhere.
+    """
+    b = x.shape[0]
+    if x.dim() != 4 or b == 1:
+        conv = F.conv1d if x.dim() == 3 else F.conv2d
+        return conv(x, weight, bias, padding=padding)
+    out = F.conv2d(x.reshape(1, b, *x.shape[2:]), weight.expand(b, -1, -1, -1),
+                   None if bias is None else bias.expand(b), padding=padding, groups=b)
+    return out.view(b, 1, *out.shape[2:])
+
+
+# --------------------------------------------------------------------------------------------
+# Mixtures: Σ_o w_o · o(x) over all ops of a set, sharing work between the ops.
+# --------------------------------------------------------------------------------------------
+def weighted_sum(outputs: Union[Sequence[Tensor], Tensor], weights: Tensor) -> Tensor:
+    """``Σ_k weights[k] · outputs[k]`` for ``K`` same-shaped outputs (a sequence, or a tensor
+    stacked along dim 0) and ``weights (K,)``."""
+    stacked = outputs if isinstance(outputs, Tensor) else torch.stack(list(outputs))
+    return (stacked * weights.to(stacked.dtype).view(-1, *(1, ) * (stacked.dim() - 1))).sum(0)
+
+
+def squeeze_mixture(ops: Sequence[nn.Module], x: Union[Tensor, FeatureStats],
+                    weights: Tensor) -> Tensor:
+    """All squeeze ops read one :class:`FeatureStats`, so shared moments are computed once."""
+    stats = as_stats(x)
+    return weighted_sum([op(stats) for op in ops], weights)
+
+
+def excitation_mixture(ops: Sequence[ExcitationOp], v: Tensor, weights: Tensor) -> Tensor:
+    """One sigmoid for the stacked logits of all ops.
+
+    (Running the ops' convolutions as one zero-padded multi-filter convolution per layer was
+    tried and is slower on CPU than separate small convolutions.)
+    """
+    return weighted_sum(torch.sigmoid(torch.stack([op.logits(v) for op in ops])), weights)

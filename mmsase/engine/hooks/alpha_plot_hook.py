@@ -1,0 +1,77 @@
+"""A plot of how the architecture weights evolve during a SASE search."""
+import io
+import os.path as osp
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+
+from mmsase.models.search_space import EDGES
+from mmsase.registry import HOOKS
+from mmsase.utils.atomic_io import atomic_write
+from .genotype_hook import GenotypeLoggerHook, alpha_history, search_model
+
+
+@HOOKS.register_module()
+class AlphaPlotHook(Hook):
+    """After every train epoch, draw ``softmax(alpha)`` against the epoch as a PNG in the
+    work dir: one panel per edge, one line per operation.
+
+    It plots the history recorded by :class:`GenotypeLoggerHook`, which must be configured
+    too (it runs first: this hook's priority is lower)::
+
+        custom_hooks = [dict(type='mmsase.GenotypeLoggerHook'),
+                        dict(type='mmsase.AlphaPlotHook')]
+
+    Args:
+        filename (str): name of the PNG in the work dir.
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, filename: str = 'alpha_evolution.png') -> None:
+        self.filename = filename
+
+    def before_train(self, runner) -> None:
+        if not any(isinstance(hook, GenotypeLoggerHook) for hook in runner.hooks):
+            raise RuntimeError('AlphaPlotHook plots the history GenotypeLoggerHook '
+                               "records; add dict(type='mmsase.GenotypeLoggerHook') to "
+                               'custom_hooks')
+
+    def after_train_epoch(self, runner) -> None:
+        if is_main_process():
+            png = plot_alpha_history(
+                alpha_history(runner), search_model(runner).architecture.op_names)
+            atomic_write(osp.join(runner.work_dir, self.filename), png)
+
+
+def plot_alpha_history(history: dict, op_names: dict) -> bytes:
+    """PNG bytes of a 2 x 3 grid of panels (one per edge) of ``softmax(alpha)``."""
+    figure = Figure(figsize=(15, 8), dpi=100)
+    FigureCanvasAgg(figure)
+    epochs = history['epochs']
+    for index, edge in enumerate(EDGES):
+        axes = figure.add_subplot(2, 3, index + 1)
+        for op_index, name in enumerate(op_names[edge]):
+            weights = [probabilities[index][op_index]
+                       for probabilities in history['probabilities']]
+            axes.plot(epochs, weights, marker='o' if len(epochs) < 20 else None,
+                      markersize=3, label=name)
+        if epochs:
+            latest = history['probabilities'][-1][index]
+            derived = op_names[edge][latest.index(max(latest))]
+            axes.set_title(f'{edge} (now: {derived})')
+        else:
+            axes.set_title(edge)
+        axes.set_xlabel('epoch')
+        axes.set_ylabel('softmax weight')
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc='upper left')
+    figure.suptitle('SASE search: architecture weights per edge')
+    # fixed margins: tight_layout would double the drawing time
+    figure.subplots_adjust(left=0.05, right=0.98, bottom=0.07, top=0.9,
+                           wspace=0.22, hspace=0.35)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png')
+    return buffer.getvalue()

@@ -1,0 +1,210 @@
+"""SASE search as an mmengine model: bi-level DARTS over the shared architecture logits.
+
+Config::
+
+    model = dict(
+        type='mmsase.SASESearch',
+        unroll=False,                       # True: second-order (unrolled) DARTS
+        architecture=dict(                  # the supernet classifier (mmpretrain scope)
+            type='ImageClassifier',
+            backbone=dict(type='mmsase.CifarResNet', depth=20,
+                          attention=dict(type='SASESupernet')),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
+            data_preprocessor=dict(...)))   # or SASESearch(data_preprocessor=...)
+
+Every iteration (see :meth:`SASESearch.train_step`) first updates ``alpha`` on the
+architecture split, then the weights on the weight split. It needs the optimizer wrappers
+built by ``mmsase.SearchOptimWrapperConstructor`` and the batches of
+``mmsase.BilevelEpochBasedTrainLoop``.
+"""
+import copy
+from contextlib import contextmanager
+from typing import Dict, Iterable, List, Optional, Union
+
+import torch
+from mmengine.dist import all_reduce, broadcast, get_world_size
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from torch import Tensor, nn
+
+from mmsase.models.sase.supernet import ArchitectureParams, bind_architecture
+from mmsase.registry import MODELS
+from .architect import Architect
+
+
+def classification_loss(classifier: BaseModel, batch: dict) -> Tensor:
+    """The classifier's total loss on a preprocessed ``batch`` (for :class:`Architect`)."""
+    loss, _ = classifier.parse_losses(classifier(**batch, mode='loss'))
+    return loss
+
+
+@MODELS.register_module()
+class SASESearch(BaseModel):
+    """A classifier with SASE supernet blocks plus the architecture logits they share.
+
+    Args:
+        architecture (dict): config of the classifier (an mmpretrain ``ImageClassifier`` or
+            anything with ``forward(inputs, data_samples, mode)``, ``parse_losses`` and
+            ``val_step``) containing ``SASESupernet`` blocks. Types without a scope prefix
+            are looked up in mmpretrain unless the dict sets ``_scope_``.
+        unroll (bool): second-order (unrolled) DARTS if True, first order otherwise.
+        data_preprocessor (dict, optional): overrides the classifier's own
+            ``data_preprocessor``. Either way one preprocessor serves both splits and
+            validation.
+        init_cfg (dict, optional): mmengine initialisation config.
+
+    Attributes:
+        classifier: the network; its parameters are the weights ``w``.
+        architecture (ArchitectureParams): ``alpha``, bound to every supernet block of
+            ``classifier``; saved once in the state dict as ``architecture.alpha``.
+    """
+
+    def __init__(self,
+                 architecture: dict,
+                 unroll: bool = False,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        classifier_cfg = copy.deepcopy(architecture)
+        if data_preprocessor is not None:
+            classifier_cfg['data_preprocessor'] = data_preprocessor
+        if isinstance(classifier_cfg.get('type'), str):
+            classifier_cfg.setdefault('_scope_', 'mmpretrain')
+        classifier = MMENGINE_MODELS.build(classifier_cfg)
+        super().__init__(
+            data_preprocessor=classifier.data_preprocessor, init_cfg=init_cfg)
+        self.classifier = classifier
+        self.architecture = ArchitectureParams()
+        num_blocks = bind_architecture(self.classifier, self.architecture)
+        if num_blocks == 0:
+            raise ValueError(
+                'SASESearch found no SASESupernet block in the classifier; put '
+                "one in the backbone, e.g. attention=dict(type='SASESupernet')")
+        self.num_searchable_blocks = num_blocks
+        self.architect = Architect(
+            self.classifier,
+            self.architecture.alpha,
+            classification_loss,
+            unroll=unroll)
+
+    def train_step(self, data: Dict[str, Union[dict, tuple, list]],
+                   optim_wrapper: OptimWrapperDict) -> Dict[str, Tensor]:
+        """One bi-level iteration: an ``alpha`` step, then a weight step.
+
+        Args:
+            data: ``{'weights': batch, 'architecture': batch}``, raw batches of the weight
+                split and of the architecture split.
+            optim_wrapper: ``OptimWrapperDict`` with keys ``'weights'`` (torch SGD for the
+                unrolled step) and ``'architecture'``.
+
+        Returns:
+            dict: ``loss_arch`` (validation loss on the architecture split, at ``w'`` when
+            unrolled), ``loss_weights`` and the classifier's other logged values.
+
+        Under ``torch.distributed`` with several processes the gradients of ``alpha`` and of
+        the weights are averaged across ranks and the buffers are broadcast from rank 0, so
+        every rank holds the same model after each step.
+        """
+        _check_train_step_inputs(data, optim_wrapper)
+        weights_batch = self.data_preprocessor(data['weights'], True)
+        architecture_batch = self.data_preprocessor(data['architecture'],
+                                                    True)
+        loss_arch = self._update_architecture(architecture_batch,
+                                              weights_batch, optim_wrapper)
+        log_vars = self._update_weights(weights_batch,
+                                        optim_wrapper['weights'])
+        log_vars['loss_arch'] = loss_arch
+        return log_vars
+
+    def _update_architecture(self, architecture_batch: dict,
+                             weights_batch: dict,
+                             optim_wrapper: OptimWrapperDict) -> Tensor:
+        """The ``alpha`` step. Leaves weights, buffers and the weight optimizer alone."""
+        alpha_grad, loss_arch = self.architect.alpha_gradient(
+            architecture_batch, weights_batch,
+            optim_wrapper['weights'].optimizer)
+        alpha = self.architecture.alpha
+        # OptimWrapper steps from a loss; this one's gradient w.r.t. alpha is alpha_grad.
+        surrogate_loss = (alpha * alpha_grad).sum()
+        _backward_and_step(optim_wrapper['architecture'], surrogate_loss,
+                           [alpha])
+        return loss_arch
+
+    def _update_weights(self, weights_batch: dict,
+                        optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        with optim_wrapper.optim_context(self.classifier), \
+                _no_grad_for(self.architecture.alpha):
+            losses = self.classifier(**weights_batch, mode='loss')
+        loss, log_vars = self.classifier.parse_losses(losses)
+        _backward_and_step(optim_wrapper, loss,
+                           list(self.classifier.parameters()))
+        if get_world_size() > 1:
+            for buffer in self.classifier.buffers():
+                broadcast(buffer, src=0)
+        log_vars['loss_weights'] = log_vars.pop('loss')
+        return log_vars
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.classifier.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.classifier.test_step(data)
+
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        return self.classifier(inputs, data_samples, mode=mode)
+
+    def derive(self) -> Dict[str, str]:
+        """The current genotype: the op with the largest ``alpha`` on each edge."""
+        return self.architecture.derive()
+
+
+def _check_train_step_inputs(data, optim_wrapper) -> None:
+    if not (isinstance(data, dict) and set(data) == {'weights', 'architecture'}):
+        raise TypeError(
+            "SASESearch.train_step takes {'weights': batch, 'architecture': batch}; "
+            "use train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', ...)")
+    if not (isinstance(optim_wrapper, OptimWrapperDict)
+            and set(optim_wrapper.keys()) == {'weights', 'architecture'}):
+        raise TypeError(
+            'SASESearch.train_step needs OptimWrapperDict(weights=..., '
+            "architecture=...); use optim_wrapper=dict(constructor="
+            "'mmsase.SearchOptimWrapperConstructor', weights=..., architecture=...)")
+
+
+def _backward_and_step(optim_wrapper: OptimWrapper, loss: Tensor,
+                       params: List[nn.Parameter]) -> None:
+    """``OptimWrapper.update_params`` with the gradients averaged across ranks before the
+    optimizer step (what DDP would do; the bi-level step cannot run under DDP)."""
+    optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+    if optim_wrapper.should_update():
+        average_gradients_across_ranks(params)
+        optim_wrapper.step()
+        optim_wrapper.zero_grad()
+
+
+def average_gradients_across_ranks(params: Iterable[nn.Parameter]) -> None:
+    """All-reduce-average ``.grad`` of ``params`` (a missing gradient counts as zero)."""
+    if get_world_size() == 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    for param in params:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+    flat = torch.cat([param.grad.reshape(-1) for param in params])
+    all_reduce(flat, op='mean')
+    offset = 0
+    for param in params:
+        param.grad.copy_(flat[offset:offset + param.numel()].view_as(param))
+        offset += param.numel()
+
+
+@contextmanager
+def _no_grad_for(param: nn.Parameter):
+    """Keep a backward pass from accumulating into ``param.grad`` (and from computing it)."""
+    previous = param.requires_grad
+    param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        param.requires_grad_(previous)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny generated data sets in the real on-disk formats.
+
+Each fixture writes its set once per test session (under pytest's temporary folder) and
+returns the set's root folder as a ``str`` -- the ``data_root`` of a dataset config.
+Layouts and formats: :mod:`mmsase.datasets.synthetic`. Keep these sets tiny: many tests
+share them and the machine is small.
+"""
+import pytest
+
+
+@pytest.fixture(scope='session')
+def coco_root(tmp_path_factory) -> str:
+    """COCO-format shapes: ``train/`` 8 and ``val/`` 4 JPEG images whose height and width
+    are each drawn from 64..131 (odd sizes included), 1-3 objects each, classes
+    ``('circle', 'square', 'triangle')``; ``annotations/instances_{train,val}.json``."""
+    from mmsase.datasets.synthetic import write_coco_dataset
+    root = str(tmp_path_factory.mktemp('coco_synth'))
+    write_coco_dataset(root, num_train=8, num_val=4, image_size=((64, 131), (64, 131)),
+                       num_classes=3, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def cifar10_root(tmp_path_factory) -> str:
+    """CIFAR-10 python-format batches in ``cifar-10-batches-py/``: 40 training images
+    (8 per ``data_batch_*``, 4 per class) and 20 test images (2 per class). Load with
+    ``mmsase.CIFAR10(data_root=cifar10_root, verify_md5=False)``."""
+    from mmsase.datasets.synthetic import write_cifar10
+    root = str(tmp_path_factory.mktemp('cifar10_synth'))
+    write_cifar10(root, num_train=40, num_test=20, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def imagenet_root(tmp_path_factory) -> str:
+    """ImageNet-style folders: 4 classes (``n00000000`` .. ``n00000003``), 4 training and
+    2 validation 64x64 JPEGs per class, ``meta/{train,val,classes}.txt``. Load with
+    ``ImageNet(data_root=imagenet_root, split='train',
+    classes=imagenet_root + '/meta/classes.txt')``."""
+    from mmsase.datasets.synthetic import write_imagenet_folder
+    root = str(tmp_path_factory.mktemp('imagenet_synth'))
+    write_imagenet_folder(root, num_classes=4, images_per_class=4, image_size=(64, 64),
+                          seed=0, val_images_per_class=2)
+    return root

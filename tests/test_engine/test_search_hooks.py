@@ -1,0 +1,65 @@
+"""GenotypeLoggerHook and AlphaPlotHook on a stand-in runner."""
+import json
+import logging
+import os
+import types
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from PIL import Image
+
+from mmsase.engine.hooks import AlphaPlotHook, GenotypeLoggerHook
+from mmsase.engine.hooks.genotype_hook import format_architecture
+from mmsase.models.sase.supernet import ArchitectureParams
+
+
+def fake_runner(work_dir, name):
+    architecture = ArchitectureParams()
+    model = types.SimpleNamespace(architecture=architecture, derive=architecture.derive)
+    return types.SimpleNamespace(
+        model=model, epoch=0, work_dir=str(work_dir),
+        message_hub=MessageHub.get_instance(name),
+        logger=logging.getLogger(name), hooks=[])
+
+
+def test_hooks_write_genotype_history_and_plot(tmp_path, caplog):
+    runner = fake_runner(tmp_path, 'genotype_hook_test')
+    genotype_hook, plot_hook = GenotypeLoggerHook(), AlphaPlotHook()
+    runner.hooks = [genotype_hook, plot_hook]
+    plot_hook.before_train(runner)
+    for epoch in range(2):
+        runner.epoch = epoch
+        with torch.no_grad():
+            runner.model.architecture.alpha[0, 4] += 1.0  # cs drifts to gap_gmp
+        with caplog.at_level(logging.INFO, logger='genotype_hook_test'):
+            genotype_hook.after_train_epoch(runner)
+        plot_hook.after_train_epoch(runner)
+
+    with open(tmp_path / 'genotype.json') as f:
+        saved = json.load(f)
+    assert saved['cs'] == 'gap_gmp' and saved['_epoch'] == 2
+    assert {k for k in saved if not k.startswith('_')} == {
+        'cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se'}
+    history = runner.message_hub.get_info('sase/alpha_history')
+    assert history['epochs'] == [1, 2]
+    assert torch.tensor(history['probabilities']).shape == (2, 6, 7)
+    assert 'genotype:' in caplog.text and '*gap_gmp' in caplog.text
+    with Image.open(tmp_path / 'alpha_evolution.png') as image:
+        assert image.format == 'PNG'
+    assert sorted(os.listdir(tmp_path)) == ['alpha_evolution.png', 'genotype.json']
+
+
+def test_plot_hook_needs_genotype_hook(tmp_path):
+    with pytest.raises(RuntimeError, match='GenotypeLoggerHook'):
+        AlphaPlotHook().before_train(fake_runner(tmp_path, 'plot_hook_alone'))
+
+
+def test_architecture_table_lists_every_op():
+    architecture = ArchitectureParams()
+    probabilities = architecture.probabilities().tolist()
+    table = format_architecture(probabilities, architecture.op_names)
+    lines = table.splitlines()
+    assert [line.split()[0] for line in lines] == ['cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se']
+    assert all(line.count('*') == 1 for line in lines)
+    assert 'conv_3x3x2' in lines[5] and 'gsop' in lines[0]

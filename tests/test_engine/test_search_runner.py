@@ -1,0 +1,93 @@
+"""End to end: an mmengine Runner searching on a tiny in-memory data set, and resuming."""
+import math
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+from PIL import Image
+
+from _search_toys import single_thread  # noqa: F401 (fixture)
+from _search_toys import ToyImages, collate, search_optim_wrapper_cfg, tiny_search_cfg
+
+pytestmark = pytest.mark.usefixtures('single_thread')
+
+WEIGHTS_LR, ARCHITECTURE_LR, ETA_MIN, T_MAX = 0.05, 3e-4, 1e-4, 4
+
+
+def loader(dataset, shuffle=True):
+    return dict(dataset=dataset, batch_size=4, num_workers=0, collate_fn=collate,
+                sampler=dict(type='DefaultSampler', shuffle=shuffle))
+
+
+def make_runner(work_dir, max_epochs, name, resume=False):
+    half = dict(type='mmsase.HalfSplit', dataset=ToyImages(16), seed=0)
+    return Runner(
+        model=tiny_search_cfg(unroll=True),
+        work_dir=work_dir,
+        experiment_name=name,
+        train_dataloader=loader(dict(half, part=0)),
+        train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', max_epochs=max_epochs,
+                       val_interval=1, arch_dataloader=loader(dict(half, part=1))),
+        val_dataloader=loader(ToyImages(6, seed=1), shuffle=False),
+        val_cfg=dict(type='ValLoop'),
+        val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
+        optim_wrapper=search_optim_wrapper_cfg(WEIGHTS_LR, ARCHITECTURE_LR),
+        param_scheduler=dict(
+            weights=[dict(type='CosineAnnealingLR', T_max=T_MAX, eta_min=ETA_MIN,
+                          by_epoch=True, begin=0, end=T_MAX)],
+            architecture=[]),
+        custom_hooks=[dict(type='mmsase.GenotypeLoggerHook'),
+                      dict(type='mmsase.AlphaPlotHook')],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
+                           logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=7),
+        resume=resume,
+        # not 'mmsase': mmsase.registry.METRICS imports the missing mmsase.evaluation
+        default_scope='mmpretrain',
+        log_level='WARNING')
+
+
+def final_state(runner):
+    model = runner.model
+    return model.architecture.alpha.detach().clone(), {
+        k: v.clone() for k, v in model.classifier.state_dict().items()}
+
+
+def test_search_runs_logs_and_resumes_exactly(tmp_path):
+    straight = make_runner(str(tmp_path / 'straight'), 2, 'search_straight')
+    initial_alpha = straight.model.architecture.alpha.detach().clone()
+    straight.train()
+    alpha, weights = final_state(straight)
+    assert not torch.equal(alpha, initial_alpha)
+
+    # schedules: weights follow the cosine, alpha's lr stays constant
+    cosine = ETA_MIN + (WEIGHTS_LR - ETA_MIN) * (1 + math.cos(math.pi * 2 / T_MAX)) / 2
+    assert straight.optim_wrapper['weights'].get_lr()['lr'] == [pytest.approx(cosine)]
+    assert straight.optim_wrapper['architecture'].get_lr()['lr'] == [ARCHITECTURE_LR]
+
+    # logs, validation, genotype file and plot
+    hub = straight.message_hub
+    assert {'train/loss_arch', 'train/loss_weights', 'val/accuracy/top1'} <= set(
+        hub.log_scalars)
+    assert hub.get_info('sase/alpha_history')['epochs'] == [1, 2]
+    from mmsase.models.sase.genotype import load_genotype
+    work_dir = straight.work_dir
+    assert load_genotype(osp.join(work_dir, 'genotype.json')) == straight.model.derive()
+    assert not [f for f in os.listdir(work_dir) if f.endswith('.tmp')]
+    with Image.open(osp.join(work_dir, 'alpha_evolution.png')) as image:
+        assert image.format == 'PNG' and image.size[0] > 500
+
+    # stop after epoch 1, resume to epoch 2: the same alpha and weights, bit for bit
+    first = make_runner(str(tmp_path / 'resumed'), 1, 'search_first_epoch')
+    first.train()
+    resumed = make_runner(str(tmp_path / 'resumed'), 2, 'search_resumed', resume=True)
+    resumed.train()
+    resumed_alpha, resumed_weights = final_state(resumed)
+    assert torch.equal(resumed_alpha, alpha)
+    for key, value in weights.items():
+        assert torch.equal(resumed_weights[key], value), key
+    assert resumed.model.derive() == straight.model.derive()
+    history = resumed.message_hub.get_info('sase/alpha_history')
+    assert history == hub.get_info('sase/alpha_history')

@@ -1,0 +1,103 @@
+"""The search through the tools, as a user runs it: tools/train.py on the CPU search config,
+--resume, tools/derive_genotype.py, tools/random_genotype.py, and --genotype hand-off."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SEARCH = osp.join(ROOT, 'configs/demo/sase_search_resnet20_digits.py')
+# 128 digits -> two halves of 64 -> one bi-level iteration per epoch at batch 64
+TINY = ['train_dataloader.dataset.dataset.indices=128',
+        'train_cfg.arch_dataloader.dataset.dataset.indices=128',
+        'val_dataloader.dataset.indices=64', 'train_cfg.val_interval=10',
+        'default_hooks.logger.interval=1']
+
+pytestmark = pytest.mark.slow
+
+
+def run_tool(*args, check=True):
+    # One thread: with several, MKL may change its thread count under load, and the last
+    # bit of a float sum changes with the split -- a resumed run would then differ by 1 ULP.
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                         env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
+    return out
+
+
+def alpha_of(path):
+    from mmsase.utils.checkpoint import load_checkpoint_file
+    return load_checkpoint_file(path)['state_dict']['architecture.alpha']
+
+
+def search(work_dir, epochs, *extra):
+    return run_tool('tools/train.py', SEARCH, '--work-dir', work_dir, *extra, '--cfg-options',
+                    f'train_cfg.max_epochs={epochs}', *TINY)
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('search_straight'))
+    search(work_dir, 2)
+    return work_dir
+
+
+def test_resumed_search_ends_like_uninterrupted(straight, tmp_path):
+    interrupted = str(tmp_path / 'interrupted')
+    search(interrupted, 1)
+    out = search(interrupted, 2, '--resume')
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    a = alpha_of(osp.join(straight, 'epoch_2.pth'))
+    b = alpha_of(osp.join(interrupted, 'epoch_2.pth'))
+    assert torch.equal(a, b)
+    with open(osp.join(straight, 'genotype.json')) as f1, \
+            open(osp.join(interrupted, 'genotype.json')) as f2:
+        g1, g2 = json.load(f1), json.load(f2)
+    assert {k: v for k, v in g1.items() if not k.startswith('_')} == \
+        {k: v for k, v in g2.items() if not k.startswith('_')}
+
+
+def test_search_writes_genotype_and_plot(straight):
+    assert osp.isfile(osp.join(straight, 'alpha_evolution.png'))
+    with open(osp.join(straight, 'genotype.json')) as f:
+        genotype = json.load(f)
+    assert set(k for k in genotype if not k.startswith('_')) == \
+        {'cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se'}
+
+
+def test_derive_genotype_tool_matches_the_hook(straight, tmp_path):
+    out_file = str(tmp_path / 'derived.json')
+    out = run_tool('tools/derive_genotype.py', osp.join(straight, 'epoch_2.pth'),
+                   '--out', out_file)
+    assert 'genotype written to' in out.stdout
+    with open(out_file) as f1, open(osp.join(straight, 'genotype.json')) as f2:
+        derived, logged = json.load(f1), json.load(f2)
+    assert {k: v for k, v in derived.items() if not k.startswith('_')} == \
+        {k: v for k, v in logged.items() if not k.startswith('_')}
+
+
+def test_derive_genotype_rejects_non_search_checkpoint(tmp_path):
+    ckpt = tmp_path / 'classifier.pth'
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, ckpt)
+    out = run_tool('tools/derive_genotype.py', str(ckpt), check=False)
+    assert out.returncode != 0 and 'not a SASE search checkpoint' in out.stderr
+
+
+def test_random_genotype_feeds_the_configs(tmp_path):
+    path = str(tmp_path / 'random.json')
+    out = run_tool('tools/random_genotype.py', '--seed', '3', '--out', path)
+    again = run_tool('tools/random_genotype.py', '--seed', '3', '--out', path + '2')
+    assert out.stdout.splitlines()[0] == again.stdout.splitlines()[0]
+    from mmengine.config import Config
+
+    import mmsase
+    from mmsase.utils.launch import set_genotype
+    for name in ('resnet50_sase_in1k.py', 'faster_rcnn_r50_sase_1x_coco.py'):
+        cfg = Config.fromfile(mmsase.config_path(name))
+        assert set_genotype(cfg, path) == 1
