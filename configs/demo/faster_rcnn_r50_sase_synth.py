@@ -34,8 +34,8 @@ auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=2))
 
 # The generated COCO-format shapes: real images, boxes and polygon masks on disk,
-# loaded by mmdet's own CocoDataset.
-dataset_type = 'CocoDataset'
+# loaded by mmdet's CocoDataset (through mmsase.CocoDataset, which checks the input first).
+dataset_type = 'mmsase.CocoDataset'
 data_root = 'data/coco_synth/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle'),

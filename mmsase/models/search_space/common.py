@@ -503,9 +503,11 @@ class ConvStackExcitation(ExcitationOp):
                  biases: Sequence[bool],
                  relu_between: bool = True):
         super().__init__(channels)
+        if len(kernel_sizes) != len(biases):
+            raise ValueError(f'{len(kernel_sizes)} kernel sizes but {len(biases)} bias flags')
         conv_cls = nn.Conv1d if self.conv_dims == 1 else nn.Conv2d
         convs = []
-        for k, bias in zip(kernel_sizes, biases, strict=True):
+        for k, bias in zip(kernel_sizes, biases):
             k = (k, ) * self.conv_dims if isinstance(k, int) else tuple(k)
             if any(side % 2 == 0 for side in k):
                 raise ValueError(f'kernel sizes must be odd, got {k}')
