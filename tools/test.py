@@ -7,6 +7,7 @@ import argparse
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -86,7 +87,8 @@ def main():
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     metrics = runner.test()
-    print('\n'.join(f'{k}: {v}' for k, v in metrics.items()))
+    if is_main_process():
+        print('\n'.join(f'{k}: {v}' for k, v in metrics.items()))
 
 
 if __name__ == '__main__':
