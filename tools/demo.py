@@ -118,7 +118,7 @@ def main():
                         help='run only these stages (repeatable)')
     parser.add_argument('--search-epochs', type=int, default=6)
     parser.add_argument('--train-epochs', type=int, default=6)
-    parser.add_argument('--detection-epochs', type=int, default=12)
+    parser.add_argument('--detection-epochs', type=int, default=8)
     args = parser.parse_args()
     stages = args.only or STAGES
     os.makedirs(args.work_dir, exist_ok=True)
