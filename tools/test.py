@@ -6,14 +6,13 @@
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsase.engine  # noqa: F401  (checkpoint safety)
-from mmsase.utils.launch import (run_cli, set_genotype, set_local_rank_env, setup_amp,
-                                 setup_launcher, setup_work_dir)
+from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 
 def parse_args():
@@ -29,19 +28,8 @@ def parse_args():
     parser.add_argument('--show', action='store_true', help='show predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
     parser.add_argument('--amp', action='store_true', help='mixed precision inference')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config keys, e.g. test_dataloader.batch_size=1')
-    parser.add_argument(
-        '--genotype', help='genotype JSON for every SASE block of the model '
-        '(from a search work dir or tools/derive_genotype.py)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_common_arguments(parser, 'test_dataloader.batch_size=1')
+    return parser.parse_args()
 
 
 def enable_visualization(cfg: Config, show_dir, show: bool, wait_time: float) -> None:
@@ -64,18 +52,10 @@ def enable_visualization(cfg: Config, show_dir, show: bool, wait_time: float) ->
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.genotype is not None:
-        set_genotype(cfg, args.genotype)
-    setup_launcher(cfg, args.launcher)
-    setup_work_dir(cfg, args.config, args.work_dir)
+    cfg = prepare_config(args)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist')
     cfg.load_from = args.checkpoint
-    if args.amp:
-        setup_amp(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
     if args.out is not None:

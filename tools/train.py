@@ -5,13 +5,11 @@
 """
 import argparse
 
-from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsase.engine  # noqa: F401  (checkpoint safety, optimizer wrappers, loops, hooks)
-from mmsase.utils.launch import (run_cli, set_genotype, set_local_rank_env, setup_amp,
-                                 setup_launcher, setup_work_dir)
+from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 
 def parse_args():
@@ -28,33 +26,13 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or (no value) from the latest one '
         'in the work dir')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config keys, e.g. train_cfg.max_epochs=2 '
-        'model.backbone.attention.genotype=genotype.json')
-    parser.add_argument(
-        '--genotype', help='genotype JSON for every SASE block of the model '
-        '(from a search work dir or tools/derive_genotype.py)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_common_arguments(parser, 'train_cfg.max_epochs=2 model.backbone.attention.genotype=g.json')
+    return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.genotype is not None:
-        set_genotype(cfg, args.genotype)
-    setup_launcher(cfg, args.launcher)
-    setup_work_dir(cfg, args.config, args.work_dir)
-    if args.amp:
-        setup_amp(cfg)
+    cfg = prepare_config(args)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size '

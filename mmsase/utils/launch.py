@@ -110,3 +110,33 @@ def run_cli(main) -> None:
         print(f'error: {type(e).__name__}: {e}\n(set MMSASE_DEBUG=1 for the full '
               'traceback)', file=sys.stderr)
         sys.exit(1)
+
+
+def add_common_arguments(parser, cfg_example: str) -> None:
+    """The flags tools/train.py and tools/test.py share (named as in mmdet's tools)."""
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help=f'override config keys, e.g. {cfg_example}')
+    parser.add_argument(
+        '--genotype', help='genotype JSON for every SASE block of the model '
+        '(from a search work dir or tools/derive_genotype.py)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def prepare_config(args) -> Config:
+    """Load ``args.config`` and apply the shared flags, in the order mmdet's tools do."""
+    set_local_rank_env(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.genotype is not None:
+        set_genotype(cfg, args.genotype)
+    setup_launcher(cfg, args.launcher)
+    setup_work_dir(cfg, args.config, args.work_dir)
+    if args.amp:
+        setup_amp(cfg)
+    return cfg

@@ -1,29 +1,17 @@
 """tools/train.py and tools/test.py end to end: train 2 iterations, resume, test, and the
 same under torchrun with 2 CPU processes (gloo)."""
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
+from _tools import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIG = osp.join(ROOT, 'configs/demo/cifar_resnet20_sase_digits.py')
 # 128 training images at batch 64 = 2 iterations per epoch; 64 test images.
 SMALL = ['train_dataloader.dataset.indices=128', 'val_dataloader.dataset.indices=64',
          'test_dataloader.dataset.indices=64', 'default_hooks.logger.interval=1',
          'train_cfg.val_interval=1']
-
-
-def run_tool(*args, env=None, check=True):
-    env = dict(os.environ, **(env or {}))
-    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                         env=env)
-    if check and out.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
-    return out
 
 
 def load(path):

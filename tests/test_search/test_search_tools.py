@@ -1,15 +1,13 @@
 """The search through the tools, as a user runs it: tools/train.py on the CPU search config,
 --resume, tools/derive_genotype.py, tools/random_genotype.py, and --genotype hand-off."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from _tools import ROOT
+from _tools import run_tool as run_tools_pinned
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEARCH = osp.join(ROOT, 'configs/demo/sase_search_resnet20_digits.py')
 # 128 digits -> two halves of 64 -> one bi-level iteration per epoch at batch 64
 TINY = ['train_dataloader.dataset.dataset.indices=128',
@@ -21,14 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_tool(*args, check=True):
-    # One thread: with several, MKL may change its thread count under load, and the last
-    # bit of a float sum changes with the split -- a resumed run would then differ by 1 ULP.
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                         env=env)
-    if check and out.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
-    return out
+    return run_tools_pinned(*args, check=check, threads=1)
 
 
 def alpha_of(path):

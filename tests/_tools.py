@@ -1,0 +1,23 @@
+"""Running the repository's tools in a subprocess, as a user would (shared by the tests)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_tool(*args, check: bool = True, env: dict = None, threads: int = None):
+    """``python ARGS...`` from the repository root; raise with its output if it fails.
+
+    ``threads`` pins OpenMP/MKL to that many threads (exact-resume tests use 1: with several,
+    MKL may change its thread count under load and the last bit of a sum with it).
+    """
+    env = dict(os.environ, **(env or {}))
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                         env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
+    return out
