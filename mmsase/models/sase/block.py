@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..search_space import EDGES, FeatureStats, build_op, check_channels
 from ..search_space.common import StatFusion2d
+from .fused import maybe_fused_forward
 from .genotype import GenotypeLike, load_genotype
 
 #: ``edge_fn(edge_name, input) -> output``: how a DAG applies one of its edges.
@@ -88,7 +89,10 @@ class SASE(SASEDag):
             path of a JSON genotype file (see :mod:`~mmsase.models.sase.genotype`).
         fast: run the optimised forward (:meth:`SASEDag.dag` with ``fast=True``) — the
             reference maths rearranged, equal up to rounding in value and gradient, in training
-            and in inference; ``False`` runs the literal reference.
+            and in inference; ``False`` runs the literal reference. For the paper genotype in
+            CPU float32 inference the fast path runs the fused C++ kernels of
+            :mod:`~mmsase.models.sase.fused` (three passes over ``x``) when they apply
+            (:func:`~mmsase.models.sase.fused.can_fuse`; ``MMSASE_NO_FUSED=1`` disables them).
 
     Placement (spec §1, **Decision**): after the last BN of a residual block, before the
     identity addition (mmdet ``position='after_conv3'``).
@@ -108,6 +112,10 @@ class SASE(SASEDag):
     def forward(self, x: Tensor, fast: Optional[bool] = None) -> Tensor:
         """``x (B, C, H, W)`` → ``x ⊙ A``; ``fast`` overrides the block's choice of path."""
         fast = self.fast if fast is None else fast
+        if fast:
+            y = maybe_fused_forward(self, x)
+            if y is not None:
+                return y
         return self.dag(x, lambda name, v: self.edges[name](v), fast)
 
     def extra_repr(self) -> str:
