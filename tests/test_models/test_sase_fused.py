@@ -222,8 +222,8 @@ def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog, fused_ca
     def broken_load(*args, **kwargs):
         raise RuntimeError('Error building extension: no compiler')
 
-    monkeypatch.setattr(fused, '_extension', None)
-    monkeypatch.setattr(fused, '_load_failed', False)
+    monkeypatch.setattr(fused.EXTENSION, '_module', None)
+    monkeypatch.setattr(fused.EXTENSION, 'failed', False)
     monkeypatch.setattr(cpp_extension, 'load', broken_load)
     block = lively_block(16)
     x = inputs((2, 16, 5, 6))

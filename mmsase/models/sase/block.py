@@ -46,6 +46,10 @@ class SASEDag(nn.Module):
     ``fuse`` is the fixed ``h = δ(BN(Conv1x1_{2→1}([ss1(x), ss2(x')])))`` (conv with bias).
     """
 
+    #: Whether the fast path's :class:`FeatureStats` take every moment in one sweep
+    #: (``one_sweep=True``): worth it when the edges need most of them (the supernet).
+    one_sweep_stats = False
+
     def __init__(self, in_channels: int, edges: Mapping[str, nn.Module]):
         super().__init__()
         self.in_channels = check_channels(in_channels, 'in_channels')
@@ -64,17 +68,32 @@ class SASEDag(nn.Module):
         fewer passes over the feature map: ``cs`` and ``ss1`` read ``x`` through one shared
         :class:`FeatureStats` (moments computed once), ``ss2`` reads
         ``FeatureStats(x, channel_scale=m2)`` (so ``x' = x ⊙ m2`` is only materialised by ops
-        that need it), and the output product is fused (:func:`apply_attention`).
+        that need it), and the output product is fused (:func:`apply_attention`). With
+        :attr:`one_sweep_stats` both compute all their moments in one sweep each.
         """
         self.check_input(x)
-        source = FeatureStats(x) if fast else x
+        sweep = fast and self.one_sweep_stats
+        source = FeatureStats(x, one_sweep=sweep) if fast else x
+        if sweep:
+            self.prepare_edges(source, ('cs', 'ss1'))
         z = edge('cs', source)
         m1 = edge('ce1', z)  # channel attention map
         m2 = edge('ce2', z)  # re-weights x for the spatial branch only
-        reweighted = FeatureStats(x, channel_scale=m2) if fast else x * m2
+        reweighted = FeatureStats(x, channel_scale=m2, one_sweep=sweep,
+                                  parent=source) if fast else x * m2
+        if sweep:
+            self.prepare_edges(reweighted, ('ss2', ))
         h = self.fuse(edge('ss1', source), edge('ss2', reweighted))
         ms = edge('se', h)  # spatial attention map
         return apply_attention(x, m1, ms, fast)
+
+    def prepare_edges(self, stats: FeatureStats, edges) -> None:
+        """Let the squeeze edges reading ``stats`` request their extra sums up front, so that
+        the requests of several edges share one sweep over ``x`` (one-sweep statistics)."""
+        for name in edges:
+            prepare = getattr(self.edges[name], 'prepare', None)
+            if prepare is not None:
+                prepare(stats)
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}'

@@ -33,32 +33,23 @@ CPU input, no autocast, no tensor subclass or dispatch mode — and otherwise, o
 extension cannot be built (one warning), the eager path runs. ``MMSASE_NO_FUSED=1`` forces
 the eager path.
 """
-import hashlib
-import logging
 import os
-import threading
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from ...utils.cpp_extension import LazyExtension
 from .genotype import PAPER_GENOTYPE
-
-logger = logging.getLogger(__name__)
 
 #: Environment variable: set to a non-empty value other than ``0`` to disable the fused path.
 DISABLE_ENV = 'MMSASE_NO_FUSED'
-#: The C++ source of the three passes (symbolic links resolved: an editable install reaches
-#: this file by two paths, and the build cache must not flip between them).
-SOURCE = os.path.realpath(os.path.join(os.path.dirname(__file__), 'csrc', 'sase_fused.cpp'))
-#: Name of the compiled module and of its build directory under ``~/.cache/torch_extensions``;
-#: tagged with the source's location so that two checkouts do not rebuild over each other.
-EXTENSION_NAME = 'mmsase_sase_fused_' + hashlib.sha1(SOURCE.encode()).hexdigest()[:8]
+#: The C++ source of the three passes, compiled on first use.
+EXTENSION = LazyExtension(
+    os.path.join(os.path.dirname(__file__), 'csrc', 'sase_fused.cpp'), 'mmsase_sase_fused',
+    'fused SASE extension', logger_name=__name__)
 
 _PAPER = dict(PAPER_GENOTYPE)
-_lock = threading.Lock()
-_extension = None
-_load_failed = False
 
 
 def fused_disabled() -> bool:
@@ -67,32 +58,9 @@ def fused_disabled() -> bool:
 
 
 def load_extension(verbose: bool = False):
-    """The compiled extension, building it on the first call; ``None`` if that fails.
-
-    A failed build is logged once (a warning) and not retried in this process. The first
-    build takes about a minute (g++ -O3); later processes load the cached library (~0.3 s).
-    """
-    global _extension, _load_failed
-    if _extension is not None or _load_failed:
-        return _extension
-    with _lock:
-        if _extension is None and not _load_failed:
-            try:
-                if not os.path.isfile(SOURCE):  # e.g. an install that did not ship the .cpp
-                    raise FileNotFoundError(f'{SOURCE} is missing')
-                from torch.utils.cpp_extension import load
-                _extension = load(
-                    name=EXTENSION_NAME,
-                    sources=[SOURCE],
-                    extra_cflags=['-O3', '-fopenmp'],
-                    extra_ldflags=['-fopenmp'],
-                    verbose=verbose)
-            except Exception as err:  # compiler missing, build error, ...
-                _load_failed = True
-                logger.warning('mmsase: cannot build the fused SASE extension (%s: %s); '
-                               'using the eager path', type(err).__name__,
-                               str(err).strip().splitlines()[-1] if str(err).strip() else '')
-    return _extension
+    """The compiled extension, building it on the first call; ``None`` if that fails
+    (logged once, not retried in this process)."""
+    return EXTENSION.load(verbose)
 
 
 def extension_available() -> bool:

@@ -59,6 +59,12 @@ class MixedOp(nn.Module):
             raise ValueError('the reference path takes a tensor, not FeatureStats')
         return weighted_sum([op(x) for op in ops], weights)
 
+    def prepare(self, stats: FeatureStats) -> None:
+        """Let every op request the extra sums it will need from ``stats`` (squeeze sets)."""
+        for op in self.ops.values():
+            if hasattr(op, 'prepare'):
+                op.prepare(stats)
+
     def extra_repr(self) -> str:
         return f'op_set={self.op_set!r}'
 
@@ -115,6 +121,7 @@ class SASESupernet(SASEDag):
     """
 
     _abbr_ = 'sase_supernet'
+    one_sweep_stats = True  # its squeeze edges need every moment of both axes
 
     def __init__(self,
                  in_channels: int,

@@ -79,12 +79,45 @@ class ChannelStdL2(SqueezeOp):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
+    def _sweeps(self, stats: FeatureStats) -> bool:
+        return stats.channel_scale is None and stats.over('channel').one_sweep
+
+    def prepare(self, stats: FeatureStats) -> None:
+        if self._sweeps(stats):
+            self._request(stats)
+
     def statistics(self, stats: FeatureStats) -> Tensor:
+        if self._sweeps(stats):
+            return self._from_power_sums(stats)
         x = stats.x.permute(0, 2, 3, 1)  # (B, H, W, C)
         y = F.layer_norm(x, (self.channels, ), param(self.weight, x), param(self.bias, x),
                          eps=STD_EPS)
         out = torch.sqrt(y.square().mean((1, 2)) + L2_EPS)  # (B, C)
         return out[..., None, None]
+
+    def _request(self, stats: FeatureStats):
+        """Request the weighted sums over positions; return ``(μ_p, s_p)``."""
+        moments = stats.over('channel')
+        mu, r2 = moments.raw(1), moments.raw(2)  # (B, N)
+        s = torch.rsqrt(r2 - mu * mu + STD_EPS)
+        n = mu.shape[1]
+        rows = torch.stack([s / n, -2 * mu * s * s / n, s * s / n], dim=1)  # (B, 3, N)
+        stats.request_sums(self, 'space', rows, (1, 1, 2))
+        return mu, s
+
+    def _from_power_sums(self, stats: FeatureStats) -> Tensor:
+        """The same value from one weighted sweep over positions (float64): with the
+        per-position ``μ_p``, ``s_p = 1/sqrt(var_p + eps)`` and ``n = (x − μ_p) s_p``,
+        ``mean_p y_c² = γ_c² mean_p n_c² + 2 γ_c β_c mean_p n_c + β_c²`` and both means are
+        weighted sums of ``x_c`` and ``x_c²`` over the positions."""
+        mu, s = self._request(stats)
+        t = stats.requested_sums(self)  # (B, 3, C)
+        mean_n = t[:, 0] - (s * mu).mean(1, keepdim=True)
+        mean_n2 = t[:, 2] + t[:, 1] + (mu * mu * s * s).mean(1, keepdim=True)
+        gamma, beta = self.weight.to(torch.float64), self.bias.to(torch.float64)
+        square = gamma.square() * mean_n2 + 2 * gamma * beta * mean_n + beta.square()
+        out = torch.sqrt(square + L2_EPS)
+        return out.to(stats.dtype)[..., None, None]
 
 
 class ChannelL4(L4Squeeze):

@@ -158,9 +158,27 @@ class AxisMoments:
         self.axis = axis
         self.dim: Tuple[int, ...] = (2, 3) if axis == 'space' else (1, )
 
+    @property
+    def one_sweep(self) -> bool:
+        """Whether these moments come from the statistics' one-sweep power sums."""
+        return self._stats.sweep_axes is not None and self.axis in self._stats.sweep_axes
+
+    def raw(self, k: int) -> Tensor:
+        """The raw moment ``mean x^k`` along the axis, float64, shape ``(B, L)`` (one-sweep
+        statistics only)."""
+        return self._stats.raw_moments(self.axis)[k - 1]
+
+    def _shaped(self, t: Tensor) -> Tensor:
+        """A ``(B, L)`` statistic in the compute dtype and the axis's output shape."""
+        b, c, h, w = self._stats.shape
+        shape = (b, c, 1, 1) if self.axis == 'space' else (b, 1, h, w)
+        return t.to(self._stats.dtype).view(shape)
+
     @cached_property
     def mean(self) -> Tensor:
         s = self._stats
+        if self.one_sweep:
+            return self._shaped(self.raw(1))
         if self.axis == 'channel':
             # mean_c(m_c x_c) as one matrix product (m = 1 without a channel scale): BLAS reads
             # x once, faster than a strided reduction, and x ⊙ m is never materialised.
@@ -172,6 +190,8 @@ class AxisMoments:
     @cached_property
     def amax(self) -> Tensor:
         s = self._stats
+        if self.one_sweep and s.sweep_max(self.axis) is not None:
+            return self._shaped(s.sweep_max(self.axis))
         src = s.x_raw if s.channel_scale is None else s.x
         if self.axis == 'space' and torch.is_grad_enabled() and src.requires_grad:
             # max with indices is slower forward but its backward is a scatter instead of
@@ -183,6 +203,11 @@ class AxisMoments:
 
     @cached_property
     def _central(self) -> Tuple[Tensor, Tensor, Tensor]:
+        if self.one_sweep:  # central from raw moments, in float64
+            r1, r2, r3 = self.raw(1), self.raw(2), self.raw(3)
+            var = r2 - r1 * r1
+            third = r3 - r1 * (3 * r2 - 2 * r1 * r1)
+            return self.mean, self._shaped(var), self._shaped(third)
         return CentralMoments.apply(self._stats.x, self.dim)
 
     @property
@@ -208,6 +233,8 @@ class AxisMoments:
     def l4(self) -> Tensor:
         """``(mean x⁴ + 1e-6)^(1/4)`` (spec §2, ``l4``)."""
         s = self._stats
+        if self.one_sweep:
+            return self._shaped((self.raw(4) + L4_EPS).pow(0.25))
         if self.axis == 'channel':
             # mean_c (m_c x_c)^4 = Σ_c (m_c^4 / C) x_c^4: x ⊙ m is never materialised.
             scale = None if s.channel_scale is None else s.channel_scale.square().square()
@@ -227,17 +254,165 @@ class FeatureStats:
 
     Squeeze ops accept a ``FeatureStats`` wherever they accept a tensor; passing the same
     object to several ops lets them share every moment they have in common.
+
+    Args:
+        x: the feature map ``(B, C, H, W)``.
+        channel_scale: ``m (B, C, 1, 1)``, or ``None``.
+        one_sweep: compute every moment of both axes — means, maxima, raw moments up to the
+            fourth — in one sweep over ``x`` on first use (the C++ kernel of
+            :mod:`~mmsase.models.search_space.power_sums`), and the ``std_l2`` ops from further
+            weighted sums. For the supernet, whose squeeze edges need all of them; a fixed block
+            needs two or three and is faster with the lazy per-moment path. Ignored (lazy path)
+            where the kernel does not apply (:func:`~.power_sums.kernel_applies`).
+        parent: ``FeatureStats`` of the same ``x`` without a channel scale; a scaled one reuses
+            its sums over space (``mean_p (m x)^k = m^k mean_p x^k``) and its pooled grid.
     """
 
-    def __init__(self, x: Tensor, channel_scale: Optional[Tensor] = None):
+    def __init__(self,
+                 x: Tensor,
+                 channel_scale: Optional[Tensor] = None,
+                 one_sweep: bool = False,
+                 parent: Optional['FeatureStats'] = None):
         if x.dim() != 4:
             raise ValueError(f'expected a (B, C, H, W) feature map, got shape {tuple(x.shape)}')
+        if parent is not None and (parent.x_raw is not x or parent.channel_scale is not None):
+            raise ValueError('parent must be the unscaled FeatureStats of the same x')
         self.x_raw = x
         self.input_dtype = x.dtype
         self.dtype = compute_dtype(x.dtype)
         self.channel_scale = None if channel_scale is None else channel_scale.to(self.dtype)
         self.device_type = x.device.type
+        self.one_sweep = one_sweep
+        self.parent = parent
         self._axes = {}
+        self._pending = {}  # key → (axis, weights, powers): weighted sums asked for
+        self._done = {}  # key → their result
+
+    # ---- one-sweep statistics ------------------------------------------------------------
+    @cached_property
+    def sweep_axes(self) -> Optional[Tuple[str, ...]]:
+        """The axes whose moments come from one sweep, or ``None`` (lazy path)."""
+        from .power_sums import kernel_applies
+        if not self.one_sweep or not kernel_applies(self.x_raw):
+            return None
+        return ('space', 'channel')
+
+    @property
+    def _reuses_parent_space(self) -> bool:
+        return self.parent is not None and self.parent.sweep_axes is not None
+
+    @cached_property
+    def _sweep(self):
+        """The one sweep: raw moments 1–4 along both axes (those over space taken from the
+        parent when it has them), the maxima, and the weighted sums requested so far."""
+        from .power_sums import uniform_rows
+        b, c, h, w = self.shape
+        base = [('channel', uniform_rows(b, c, self.x_raw))]
+        if not self._reuses_parent_space:
+            base.append(('space', uniform_rows(b, h * w, self.x_raw)))
+        sums, result = self._run(base, chan_max=True, space_max=self.channel_scale is None)
+        return result._replace(chan=sums[0], space=sums[1] if len(sums) > 1 else None)
+
+    def _run(self, base=(), chan_max: bool = False, space_max: bool = False):
+        """One kernel call for the rows ``base`` (``(axis, Rows)`` pairs, of the represented
+        map) and every pending request; the requests' results are stored, ``base``'s returned
+        (with the call's other outputs)."""
+        from .power_sums import Rows, power_sums
+        pending, self._pending = self._pending, {}
+        jobs = list(base) + [(axis, Rows(w, tuple(k))) for axis, w, k in pending.values()]
+        scale = self._scale_rows()
+        chan_w, chan_k, space_w, space_k = [], [], [], []
+        for axis, rows in jobs:
+            if axis == 'channel':
+                # Σ_c w_c (m_c x_c)^k = Σ_c (w_c m_c^k) x_c^k
+                chan_w.append(rows.weights if scale is None else rows.weights *
+                              scale[:, [k - 1 for k in rows.powers]])
+                chan_k.extend(rows.powers)
+            else:
+                space_w.append(rows.weights)
+                space_k.extend(rows.powers)
+        out = power_sums(self.x_raw,
+                         Rows(torch.cat(chan_w, 1), chan_k) if chan_w else None,
+                         Rows(torch.cat(space_w, 1), space_k) if space_w else None,
+                         chan_max=chan_max, chan_max_scale=self.channel_scale,
+                         space_max=space_max)
+        offsets = {'channel': 0, 'space': 0}
+        results = []
+        for axis, rows in jobs:
+            j = len(rows.powers)
+            start = offsets[axis]
+            offsets[axis] += j
+            sums = (out.chan if axis == 'channel' else out.space)[:, start:start + j]
+            if axis == 'space' and scale is not None:  # Σ_p w_p (m x_p)^k = m^k Σ_p w_p x_p^k
+                sums = sums * scale[:, [k - 1 for k in rows.powers]]
+            results.append(sums)
+        for key, sums in zip(pending, results[len(base):]):
+            self._done[key] = sums
+        return results[:len(base)], out
+
+    def _scale_rows(self) -> Optional[Tensor]:
+        """``m^k`` for k = 1..4 as ``(B, 4, C)`` float64, or ``None`` without a scale."""
+        if self.channel_scale is None:
+            return None
+        m = self.channel_scale.to(torch.float64).flatten(1)[:, None, :]
+        return torch.cat([m, m * m, m * m * m, (m * m).square()], dim=1)
+
+    def raw_moments(self, axis: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``mean x^k`` along ``axis`` for k = 1..4 (of the represented ``x`` or ``x ⊙ m``),
+        float64 ``(B, L)`` each. One-sweep statistics only."""
+        if axis == 'channel':
+            sums = self._sweep.chan
+        elif self.channel_scale is None:
+            sums = self._sweep.space
+        elif self._reuses_parent_space:  # without running this map's own sweep yet
+            sums = self.parent._sweep.space * self._scale_rows()
+        else:
+            sums = self._sweep.space
+        return sums.unbind(1)
+
+    def sweep_max(self, axis: str) -> Optional[Tensor]:
+        """The one sweep's maximum along ``axis`` ``(B, L)``, or ``None`` if it has none
+        (the maximum over space of a scaled map)."""
+        return self._sweep.chan_max if axis == 'channel' else self._sweep.space_max
+
+    def request_sums(self, key, axis: str, weights: Tensor, powers: Sequence[int]) -> None:
+        """Ask for weighted sums of the represented map, computed with the next kernel call
+        on ``x`` — this map's sweep if it has not run yet, else one call for all requests
+        made until their first :meth:`requested_sums`. ``axis='channel'``: ``weights
+        (B, J, C)`` → ``(B, J, H·W)``; ``axis='space'``: ``weights (B, J, H·W)`` → ``(B, J,
+        C)``; ``Σ_L weights_j · x^k_j`` in float64. One-sweep statistics only.
+
+        Requesting early lets ops whose weights need the moments share one sweep (the
+        supernet asks for its ``std_l2`` sums before running the edges)."""
+        if key not in self._done:
+            self._pending[key] = (axis, weights, tuple(powers))
+
+    def requested_sums(self, key) -> Tensor:
+        """The result of :meth:`request_sums` ``key``, running the pending requests if
+        needed."""
+        if key not in self._done:
+            if key not in self._pending:
+                raise KeyError(f'no weighted sums were requested under {key!r}')
+            if '_sweep' not in self.__dict__ and self.sweep_axes is not None:
+                self._sweep  # noqa: B018 (the sweep takes the pending requests along)
+            if key not in self._done:
+                self._run()
+        return self._done[key]
+
+    # ---- poolings ------------------------------------------------------------------------
+    def grid_pool(self, size: int) -> Tensor:
+        """Adaptive average pooling of the represented map to ``size × size`` per channel,
+        ``(B, C, size, size)`` in the compute dtype. A scaled map scales its parent's (or its
+        own raw map's) pooling: pooling is linear, so ``x ⊙ m`` is not formed."""
+        key = ('grid', size)
+        if key not in self._axes:
+            if self.channel_scale is None:
+                pooled = grid_pool(self.x_raw.to(self.dtype), size)
+            else:
+                base = self.parent if self.parent is not None else FeatureStats(self.x_raw)
+                pooled = base.grid_pool(size) * self.channel_scale
+            self._axes[key] = pooled
+        return self._axes[key]
 
     @property
     def shape(self) -> torch.Size:
@@ -375,6 +550,11 @@ class SqueezeOp(nn.Module):
     def statistics(self, stats: FeatureStats) -> Union[Tensor, Sequence[Tensor]]:
         raise NotImplementedError
 
+    def prepare(self, stats: FeatureStats) -> None:
+        """Called before the op runs on ``stats`` when several ops share it (the supernet):
+        ops whose statistics need extra weighted sums request them here (see
+        :meth:`FeatureStats.request_sums`), so that they share a kernel call."""
+
     def head(self, *statistics: Tensor) -> Tensor:
         (out, ) = statistics
         return out
@@ -459,6 +639,18 @@ def pool_channels(x: Tensor, groups: int, size: Optional[Tuple[int, int]] = None
         return x.view(b, groups, c // groups, h, w).mean(2)
     out_hw = (h, w) if size is None else tuple(size)
     return F.adaptive_avg_pool3d(x.unsqueeze(1), (groups, *out_hw)).squeeze(1)
+
+
+def grid_pool(x: Tensor, size: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, size)``, with the common cases done faster: a map already
+    ``size × size`` is returned as is, and sides divisible by ``size`` are averaged in blocks
+    (CPU adaptive pooling of many small channels is ~20× slower than either)."""
+    b, c, h, w = x.shape
+    if h == size and w == size:
+        return x
+    if h % size == 0 and w % size == 0:
+        return F.avg_pool2d(x, (h // size, w // size))
+    return F.adaptive_avg_pool2d(x, size)
 
 
 def gsop_groups(channels: int) -> int:
@@ -569,9 +761,18 @@ def squeeze_mixture(ops: Sequence[nn.Module], x: Union[Tensor, FeatureStats],
 
 
 def excitation_mixture(ops: Sequence[ExcitationOp], v: Tensor, weights: Tensor) -> Tensor:
-    """One sigmoid for the stacked logits of all ops.
+    """One sigmoid for the stacked logits of all ops; the convolution stacks batched layer by
+    layer (:func:`~.filter_conv.conv_stack_logits`) where the C++ kernel applies.
 
-    (Running the ops' convolutions as one zero-padded multi-filter convolution per layer was
-    tried and is slower on CPU than separate small convolutions.)
+    (With torch's own convolutions, one zero-padded multi-filter convolution per layer was
+    slower on the CPU than separate small ones; the dedicated kernel is faster than both.)
     """
-    return weighted_sum(torch.sigmoid(torch.stack([op.logits(v) for op in ops])), weights)
+    from .filter_conv import batched_convs_apply, conv_stack_logits
+    stacks = [op for op in ops if isinstance(op, ConvStackExcitation)]
+    if len(stacks) > 1 and batched_convs_apply(stacks, v):
+        batched = iter(conv_stack_logits(stacks, v))
+        logits = [next(batched) if isinstance(op, ConvStackExcitation) else op.logits(v)
+                  for op in ops]
+    else:
+        logits = [op.logits(v) for op in ops]
+    return weighted_sum(torch.sigmoid(torch.stack(logits)), weights)

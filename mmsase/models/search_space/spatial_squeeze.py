@@ -54,13 +54,18 @@ class SpatialGSoP(SqueezeOp):
     def statistics(self, stats: FeatureStats) -> Tensor:
         b, _, h, w = stats.shape
         g = self.grid
-        f = pool_channels(stats.x, self.groups, (g, g)).flatten(2)  # (B, d, 64)
+        # Pooling is separable: the grid per channel (shared with the other squeeze edge of
+        # the block, scaled by m for x ⊙ m), then the channel groups.
+        f = pool_channels(stats.grid_pool(g), self.groups).flatten(2)  # (B, d, 64)
         f = f - f.mean(1, keepdim=True)
-        cov = torch.bmm(f.transpose(1, 2), f) / f.shape[1]  # (B, 64, 64)
-        # Row-wise conv as a row-wise dot product (see ChannelGSoP).
-        rows = (cov * param(self.row_conv.weight, cov).view(g * g, g * g)).sum(-1)
-        grid = F.interpolate(rows.view(b, 1, g, g), size=(h, w), mode='bilinear',
-                             align_corners=False)
+        # The row-wise conv of the covariance cov = fᵀf / d (B, 64, 64) is a row-wise dot
+        # product with its kernel W (64, 64): rows_i = Σ_j cov_ij W_ij = Σ_d f_di (f Wᵀ)_di / d,
+        # computed so without forming the covariance (same FLOPs, no 64×64 map per sample).
+        weight = param(self.row_conv.weight, f).view(g * g, g * g)
+        rows = (f * torch.matmul(f, weight.t())).sum(1) / f.shape[1]  # (B, 64)
+        grid = rows.view(b, 1, g, g)
+        if (h, w) != (g, g):  # bilinear resampling to the same size is the identity
+            grid = F.interpolate(grid, size=(h, w), mode='bilinear', align_corners=False)
         # the 1×1 conv 1 → 1 is a scale and a shift
         scale = param(self.proj.weight, grid).view(())
         return torch.addcmul(param(self.proj.bias, grid), grid, scale)
@@ -82,7 +87,13 @@ class SpatialStdL2(SqueezeOp):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
+    def prepare(self, stats: FeatureStats) -> None:
+        if stats.over('space').one_sweep:
+            self._request(stats)
+
     def statistics(self, stats: FeatureStats) -> Tensor:
+        if stats.over('space').one_sweep:
+            return self._from_power_sums(stats)
         x = stats.x
         weight, bias = param(self.weight, x), param(self.bias, x)
         if x.shape[2] * x.shape[3] == 1:
@@ -91,6 +102,28 @@ class SpatialStdL2(SqueezeOp):
         else:
             y = F.instance_norm(x, weight=weight, bias=bias, eps=STD_EPS)
         return torch.sqrt(y.square().mean(1, keepdim=True) + L2_EPS)
+
+    def _request(self, stats: FeatureStats) -> Tensor:
+        """Request the weighted sums over channels; return the per-channel shifts ``b``."""
+        moments = stats.over('space')
+        mu, r2 = moments.raw(1), moments.raw(2)  # (B, C)
+        gamma, beta = self.weight.to(torch.float64), self.bias.to(torch.float64)
+        a = gamma * torch.rsqrt(r2 - mu * mu + STD_EPS)
+        b = beta - a * mu
+        c = mu.shape[1]
+        rows = torch.stack([2 * a * b / c, a * a / c], dim=1)  # (B, 2, C)
+        stats.request_sums(self, 'channel', rows, (1, 2))
+        return b
+
+    def _from_power_sums(self, stats: FeatureStats) -> Tensor:
+        """The same value from one weighted sweep over channels (float64): instance norm and
+        affine are ``y_c = a_c x_c + b_c`` per channel, so ``mean_c y² = Σ_c (a_c²/C) x_c² +
+        Σ_c (2 a_c b_c / C) x_c + mean_c b_c²`` — two weighted sums over the channels."""
+        b = self._request(stats)
+        sums = stats.requested_sums(self)  # (B, 2, N)
+        square = sums.sum(1, keepdim=True) + b.square().mean(1, keepdim=True)[..., None]
+        _, _, h, w = stats.shape
+        return torch.sqrt(square + L2_EPS).to(stats.dtype).view(-1, 1, h, w)
 
 
 class SpatialL4(L4Squeeze):

@@ -1,0 +1,236 @@
+// The loops of power_sums.cpp. Included twice there, inside two namespaces: once as is
+// (baseline x86-64, or whatever the compiler targets) and once under
+// `#pragma GCC target("avx2,fma")`; the entry points pick one at run time. So no include
+// guard and no #include here: everything this uses is included before.
+//
+// Each work item is one sample; its positions are processed in chunks of kChunk, each row
+// chunk converted to float64 once (`load_row`) and then reused by every weighted row.
+
+// out[i] = double(row[i])
+template <typename scalar_t>
+inline void load_row(const scalar_t* __restrict row, double* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(row[i]);
+}
+
+// p2..p4 = p1^2..p1^4, as far as kmax needs.
+inline void powers(const double* __restrict p1, double* __restrict p2, double* __restrict p3,
+                   double* __restrict p4, int kmax, int64_t n) {
+  if (kmax >= 2)
+    for (int64_t i = 0; i < n; ++i) p2[i] = p1[i] * p1[i];
+  if (kmax >= 3)
+    for (int64_t i = 0; i < n; ++i) p3[i] = p2[i] * p1[i];
+  if (kmax >= 4)
+    for (int64_t i = 0; i < n; ++i) p4[i] = p2[i] * p2[i];
+}
+
+// acc[i] += w · v[i]
+inline void axpy(double w, const double* __restrict v, double* __restrict acc, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += w * v[i];
+}
+
+// Σ a[i] · b[i]
+inline double dot(const double* __restrict a, const double* __restrict b, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// cm[i] = max(cm[i], s · v[i]) and ci[i] = c where s · v[i] is the new maximum (strictly
+// greater: the first channel reaching the maximum keeps it, as torch.max). ci holds channel
+// indices as float64, so the update is one vector blend.
+inline void running_max(const double* __restrict v, double s, double c, double* __restrict cm,
+                        double* __restrict ci, int64_t n) {
+  const vd4 cv = {c, c, c, c};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const vd4 a = load4(v + i) * s, m = load4(cm + i);
+    const auto gt = a > m;
+    store4(cm + i, gt ? a : m);
+    store4(ci + i, gt ? cv : load4(ci + i));
+  }
+  for (; i < n; ++i) {
+    const double a = s * v[i];
+    if (a > cm[i]) cm[i] = a, ci[i] = c;
+  }
+}
+
+// The channel maximum's share of the backward pass for channel c: g[i] += s · gm[i] and
+// Σ gm[i] · x[i] (the scale's gradient) where ci[i] == c.
+inline double max_grad(const double* __restrict ci, double c, double s,
+                       const double* __restrict gm, const double* __restrict x,
+                       double* __restrict g, int64_t n) {
+  const vd4 cv = {c, c, c, c}, zero = {0.0, 0.0, 0.0, 0.0};
+  vd4 acc = zero;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const auto sel = load4(ci + i) == cv;
+    const vd4 gv = load4(gm + i);
+    store4(g + i, load4(g + i) + (sel ? gv * s : zero));
+    acc += sel ? gv * load4(x + i) : zero;
+  }
+  double gs = acc[0] + acc[1] + acc[2] + acc[3];
+  for (; i < n; ++i) {
+    if (ci[i] == c) {
+      g[i] += s * gm[i];
+      gs += gm[i] * x[i];
+    }
+  }
+  return gs;
+}
+
+// max_i v[i] (n ≥ 1)
+inline double row_max(const double* __restrict v, int64_t n) {
+  double m = v[0];
+  int64_t i = 0;
+  if (n >= 8) {
+    vd4 m0 = load4(v), m1 = load4(v + 4);
+    for (i = 8; i + 8 <= n; i += 8) {
+      const vd4 a = load4(v + i), b = load4(v + i + 4);
+      m0 = a > m0 ? a : m0;
+      m1 = b > m1 ? b : m1;
+    }
+    m0 = m1 > m0 ? m1 : m0;
+    m = std::max(std::max(m0[0], m0[1]), std::max(m0[2], m0[3]));
+  }
+  for (; i < n; ++i) m = std::max(m, v[i]);
+  return m;
+}
+
+// out[i] = q1 + x (q2 + x (q3 + x q4)); the coefficients already carry their power's factor.
+inline void horner(const double* __restrict x, const double* __restrict q1,
+                   const double* __restrict q2, const double* __restrict q3,
+                   const double* __restrict q4, double* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    out[i] = q1[i] + v * (q2[i] + v * (q3[i] + v * q4[i]));
+  }
+}
+
+// out[i] = scalar_t(g[i])
+template <typename scalar_t>
+inline void store_row(const double* __restrict g, scalar_t* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(g[i]);
+}
+
+template <typename scalar_t>
+void forward(const Problem<scalar_t>& P) {
+  const int64_t B = P.B, C = P.C, N = P.N;
+  const Rows &cr = P.chan, &sr = P.space;
+  const int kmax = max_power(cr, sr);
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> buf(static_cast<size_t>((kMaxPower + 1) * kChunk));
+    double* pw[kMaxPower];
+    for (int k = 0; k < kMaxPower; ++k) pw[k] = buf.data() + k * kChunk;
+    double* cm = buf.data() + kMaxPower * kChunk;
+    constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+    for (int64_t b = b0; b < b1; ++b) {
+      double* space = P.space_out ? P.space_out + b * sr.J * C : nullptr;
+      if (space) std::fill(space, space + sr.J * C, 0.0);
+      if (P.smax) std::fill(P.smax + b * C, P.smax + (b + 1) * C, scalar_t(kNegInf));
+      for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
+        const int64_t n = std::min(kChunk, N - p0);
+        for (int64_t j = 0; j < cr.J; ++j) {
+          double* acc = P.chan_out + (b * cr.J + j) * N + p0;
+          std::fill(acc, acc + n, 0.0);
+        }
+        double* ci = P.cidx ? P.cidx + b * N + p0 : nullptr;
+        if (P.cmax) {
+          std::fill(cm, cm + n, kNegInf);
+          std::fill(ci, ci + n, 0.0);
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          load_row(P.x + (b * C + c) * N + p0, pw[0], n);
+          powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
+          for (int64_t j = 0; j < cr.J; ++j) {
+            axpy(cr.w[(b * cr.J + j) * C + c], pw[cr.pow[j] - 1],
+                 P.chan_out + (b * cr.J + j) * N + p0, n);
+          }
+          for (int64_t j = 0; j < sr.J; ++j) {
+            space[j * C + c] += dot(sr.w + (b * sr.J + j) * N + p0, pw[sr.pow[j] - 1], n);
+          }
+          if (P.cmax) running_max(pw[0], P.scale_of(b, c), static_cast<double>(c), cm, ci, n);
+          if (P.smax) {
+            scalar_t& m = P.smax[b * C + c];
+            m = std::max(m, static_cast<scalar_t>(row_max(pw[0], n)));
+          }
+        }
+        if (P.cmax) store_row(cm, P.cmax + b * N + p0, n);
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void backward(const Problem<scalar_t>& P) {
+  const int64_t B = P.B, C = P.C, N = P.N;
+  const Rows &cr = P.chan, &sr = P.space;
+  const int kmax = max_power(cr, sr);
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> buf(static_cast<size_t>((2 * kMaxPower + 2) * kChunk));
+    double *pw[kMaxPower], *q[kMaxPower];
+    for (int k = 0; k < kMaxPower; ++k) {
+      pw[k] = buf.data() + k * kChunk;
+      q[k] = buf.data() + (kMaxPower + k) * kChunk;
+    }
+    double* g = buf.data() + 2 * kMaxPower * kChunk;
+    double* gm = g + kChunk;
+    std::vector<char> found(static_cast<size_t>(C));
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(found.begin(), found.end(), 0);
+      if (P.grad_space_w) {
+        std::fill(P.grad_space_w + b * sr.J * N, P.grad_space_w + (b + 1) * sr.J * N, 0.0);
+      }
+      if (P.grad_chan_w) {
+        std::fill(P.grad_chan_w + b * cr.J * C, P.grad_chan_w + (b + 1) * cr.J * C, 0.0);
+      }
+      if (P.grad_scale) std::fill(P.grad_scale + b * C, P.grad_scale + (b + 1) * C, 0.0);
+      for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
+        const int64_t n = std::min(kChunk, N - p0);
+        if (P.g_cmax) load_row(P.g_cmax + b * N + p0, gm, n);
+        for (int64_t c = 0; c < C; ++c) {
+          load_row(P.x + (b * C + c) * N + p0, pw[0], n);
+          powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
+          for (int k = 0; k < kMaxPower; ++k) std::fill(q[k], q[k] + n, 0.0);
+          if (P.g_chan) {
+            for (int64_t j = 0; j < cr.J; ++j) {
+              const int k = cr.pow[j];
+              const double* gj = P.g_chan + (b * cr.J + j) * N + p0;
+              axpy(k * cr.w[(b * cr.J + j) * C + c], gj, q[k - 1], n);
+              if (P.grad_chan_w) {
+                P.grad_chan_w[(b * cr.J + j) * C + c] += dot(gj, pw[k - 1], n);
+              }
+            }
+          }
+          if (P.g_space) {
+            for (int64_t j = 0; j < sr.J; ++j) {
+              const int k = sr.pow[j];
+              const double gs = P.g_space[(b * sr.J + j) * C + c];
+              axpy(k * gs, sr.w + (b * sr.J + j) * N + p0, q[k - 1], n);
+              if (P.grad_space_w) {
+                axpy(gs, pw[k - 1], P.grad_space_w + (b * sr.J + j) * N + p0, n);
+              }
+            }
+          }
+          horner(pw[0], q[0], q[1], q[2], q[3], g, n);
+          if (P.g_cmax) {
+            const double gsc = max_grad(P.cidx + b * N + p0, static_cast<double>(c),
+                                        P.scale_of(b, c), gm, pw[0], g, n);
+            if (P.grad_scale) P.grad_scale[b * C + c] += gsc;
+          }
+          if (P.smax && !found[c]) {  // the first position reaching the max
+            const double m = static_cast<double>(P.smax[b * C + c]);
+            for (int64_t i = 0; i < n; ++i) {
+              if (pw[0][i] == m) {
+                g[i] += static_cast<double>(P.g_smax[b * C + c]);
+                found[c] = 1;
+                break;
+              }
+            }
+          }
+          store_row(g, P.grad_x + (b * C + c) * N + p0, n);
+        }
+      }
+    }
+  });
+}

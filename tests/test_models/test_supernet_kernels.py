@@ -1,0 +1,277 @@
+"""The supernet's C++ kernels: weighted power sums (squeeze edges) and batched one-channel
+convolutions (excitation edges), checked against torch references, by gradcheck, and inside
+the supernet against its literal reference path."""
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmsase.models.sase.supernet import MixedOp, SASESupernet
+from mmsase.models.search_space import EDGES
+from mmsase.models.search_space import filter_conv as fc
+from mmsase.models.search_space import power_sums as ps
+from mmsase.models.search_space.common import FeatureStats
+
+
+@pytest.fixture(scope='module', autouse=True)
+def kernels():
+    assert ps.EXTENSION.load() is not None, 'the power-sum kernel failed to build'
+    assert fc.EXTENSION.load() is not None, 'the convolution kernel failed to build'
+
+
+def reference_sums(x, chan_w, chan_pow, space_w, space_pow):
+    b, c = x.shape[:2]
+    flat = x.reshape(b, c, -1)
+    chan = torch.stack([(chan_w[:, j, :, None] * flat**k).sum(1) for j, k in enumerate(chan_pow)],
+                       1)
+    space = torch.stack(
+        [(space_w[:, j, None, :] * flat**k).sum(2) for j, k in enumerate(space_pow)], 1)
+    return chan, space
+
+
+@pytest.mark.parametrize('shape', [(3, 5, 4, 3), (2, 3, 20, 15)])  # one chunk, two chunks
+def test_power_sums_values_and_maxima(shape):
+    torch.manual_seed(0)
+    b, c, h, w = shape
+    x = torch.randn(shape, dtype=torch.float64)
+    chan = ps.Rows(torch.randn(b, 4, c, dtype=torch.float64), (1, 2, 3, 4))
+    space = ps.Rows(torch.randn(b, 3, h * w, dtype=torch.float64), (1, 2, 4))
+    scale = torch.rand(b, c, dtype=torch.float64)
+    out = ps.power_sums(x, chan, space, chan_max=True, chan_max_scale=scale, space_max=True)
+    ref_chan, ref_space = reference_sums(x, chan.weights, chan.powers, space.weights,
+                                         space.powers)
+    torch.testing.assert_close(out.chan, ref_chan, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.space, ref_space, rtol=1e-12, atol=1e-12)
+    flat = x.reshape(b, c, -1)
+    torch.testing.assert_close(out.chan_max, (scale[..., None] * flat).amax(1))
+    torch.testing.assert_close(out.space_max, flat.amax(2))
+
+
+@pytest.mark.parametrize('shape', [(2, 4, 3, 5), (2, 3, 20, 15)])
+def test_power_sums_gradcheck(shape):
+    torch.manual_seed(1)
+    b, c, h, w = shape
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    chan_w = torch.randn(b, 3, c, dtype=torch.float64, requires_grad=True)
+    space_w = torch.randn(b, 2, h * w, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(b, c, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, chan_w, space_w, scale):
+        out = ps.power_sums(x, ps.Rows(chan_w, (1, 3, 4)), ps.Rows(space_w, (2, 1)),
+                            chan_max=True, chan_max_scale=scale, space_max=True)
+        return tuple(out)
+
+    assert torch.autograd.gradcheck(fn, (x, chan_w, space_w, scale))
+
+
+def test_power_sums_float32_input_matches_float64():
+    torch.manual_seed(2)
+    x = torch.randn(4, 6, 9, 11)
+    rows = ps.uniform_rows(4, 6, x)
+    x32 = x.clone().requires_grad_()
+    x64 = x.double().requires_grad_()
+    s32 = ps.power_sums(x32, rows, chan_max=True)
+    s64 = ps.power_sums(x64, rows, chan_max=True)
+    assert s32.chan.dtype == torch.float64 and s32.chan_max.dtype == torch.float32
+    torch.testing.assert_close(s32.chan, s64.chan, rtol=1e-12, atol=1e-12)  # exact sums
+    (s32.chan.sum() + s32.chan_max.sum()).backward()
+    (s64.chan.sum() + s64.chan_max.sum()).backward()
+    assert x32.grad.dtype == torch.float32
+    torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_power_sums_max_gradient_goes_to_the_first_tie_like_torch_max():
+    x = torch.tensor([[[[1.0, 3.0], [3.0, 2.0]], [[3.0, 0.0], [3.0, -1.0]]]],
+                     dtype=torch.float64, requires_grad=True)
+    out = ps.power_sums(x, chan_max=True, space_max=True)
+    (out.chan_max.sum() + out.space_max.sum()).backward()
+    ref = x.detach().clone().requires_grad_()
+    flat = ref.flatten(2)
+    (flat.max(1).values.sum() + flat.max(2).values.sum()).backward()
+    torch.testing.assert_close(x.grad, ref.grad)
+
+
+def test_power_sums_rejects_bad_rows():
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r'chan weights must have shape \(2, 1, 3\)'):
+        ps.power_sums(x, ps.Rows(torch.ones(2, 1, 4), (1, )))
+    with pytest.raises(ValueError, match='powers must be 1..4'):
+        ps.power_sums(x, ps.Rows(torch.ones(2, 1, 3), (5, )))
+
+
+def reference_filter_conv(h, weight, bias, src, extents, relu):
+    outs = []
+    for k in range(weight.shape[0]):
+        inp = h[:, src[k]:src[k] + 1]
+        if relu[k]:
+            inp = F.relu(inp)
+        kh, kw = extents[k]
+        mh, mw = (weight.shape[1] - kh) // 2, (weight.shape[2] - kw) // 2
+        kernel = weight[k, mh:mh + kh, mw:mw + kw][None, None]
+        b = bias[k:k + 1] if bias.numel() else None
+        outs.append(F.conv2d(inp, kernel, b, padding=(kh // 2, kw // 2)))
+    return torch.cat(outs, 1)
+
+
+@pytest.mark.parametrize('hw', [(7, 9), (1, 12), (1, 1)])
+def test_filter_conv_equals_per_filter_convolutions(hw):
+    torch.manual_seed(3)
+    h = torch.randn(3, 2, *hw, dtype=torch.float64)
+    extents = [(3, 3), (5, 5), (1, 3), (3, 1), (5, 5)]
+    if hw[0] == 1:
+        extents = [(1, e[1]) for e in extents]
+    size = (max(e[0] for e in extents), 5)
+    weight = torch.randn(5, *size, dtype=torch.float64)
+    bias = torch.randn(5, dtype=torch.float64)
+    src, relu = [0, 1, 1, 0, 1], [False, True, False, True, False]
+    out = fc.filter_conv(h, weight, bias, src, extents, relu)
+    torch.testing.assert_close(out, reference_filter_conv(h, weight, bias, src, extents, relu))
+
+
+def test_filter_conv_gradcheck():
+    torch.manual_seed(4)
+    h = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 5, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    extents, src, relu = [(5, 5), (3, 3), (5, 1)], [0, 1, 1], [False, True, True]
+    with torch.no_grad():
+        h[h.abs() < 0.05] = 0.5  # keep away from the ReLU's kink
+    assert torch.autograd.gradcheck(
+        lambda h, w, b: fc.filter_conv(h, w, b, src, extents, relu), (h, weight, bias))
+
+
+@pytest.mark.parametrize('edge,shape', [('se', (4, 1, 9, 7)), ('ce1', (4, 12, 1, 1)),
+                                        ('se', (3, 1, 1, 1))])
+def test_excitation_mixture_batched_equals_op_by_op(edge, shape):
+    torch.manual_seed(5)
+    mix = MixedOp(edge, shape[1]).double()
+    with torch.no_grad():
+        for p in mix.parameters():
+            p.normal_()
+    v = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(7, dtype=torch.float64).softmax(0).requires_grad_()
+    params = [v, weights] + list(mix.parameters())
+    fused = mix(v, weights, fused=True)
+    grads = torch.autograd.grad(fused.square().sum(), params)
+    ref = mix(v, weights, fused=False)
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-12)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def lively_supernet(c, seed=0):
+    torch.manual_seed(seed)
+    block = SASESupernet(c).double().train()
+    with torch.no_grad():
+        block.arch.alpha.normal_()
+        for p in block.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return block
+
+
+@pytest.mark.parametrize('shape', [(4, 16, 8, 8), (3, 12, 5, 7), (2, 8, 24, 20)])
+def test_one_sweep_supernet_equals_reference_in_value_and_gradient(shape):
+    block = lively_supernet(shape[1])
+    x = (torch.randn(shape, dtype=torch.float64) + 0.5).requires_grad_()
+    params = [x, block.arch.alpha] + list(block.parameters())
+    out = block(x, fused=True)
+    grads = torch.autograd.grad(out.square().sum(), params)
+    ref = block(x, fused=False)
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    names = ['x', 'alpha'] + [n for n, _ in block.named_parameters()]
+    for name, g, r in zip(names, grads, ref_grads):
+        # a bias before a training-mode BN has a gradient of zero up to rounding
+        atol = 1e-9 if name.endswith('bias') else 1e-12
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=atol, msg=name)
+
+
+def test_squeeze_edges_of_a_block_share_three_sweeps(monkeypatch):
+    """Source moments; cs and ss1 std_l2 sums together; ss2 moments with its std_l2 sums."""
+    calls = []
+    original = ps._PowerSums.forward
+
+    def counting(ctx, *args):
+        calls.append(args[0].shape)
+        return original(ctx, *args)
+
+    monkeypatch.setattr(ps._PowerSums, 'forward', staticmethod(counting))
+    block = lively_supernet(8)
+    block(torch.randn(2, 8, 6, 6, dtype=torch.float64))
+    assert len(calls) == 3
+
+
+def test_disabled_kernels_give_the_same_supernet(monkeypatch):
+    block = lively_supernet(8, seed=3)
+    x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
+    fast = block(x)
+    monkeypatch.setenv(ps.DISABLE_ENV, '1')
+    calls = []
+    monkeypatch.setattr(ps._PowerSums, 'forward', staticmethod(lambda *a: calls.append(a)))
+    monkeypatch.setattr(fc._FilterConv, 'forward', staticmethod(lambda *a: calls.append(a)))
+    torch.testing.assert_close(block(x), fast, rtol=1e-12, atol=1e-12)
+    assert calls == []
+
+
+def test_supernet_falls_back_when_the_kernels_cannot_be_built(monkeypatch, caplog):
+    import torch.utils.cpp_extension as cpp_extension
+
+    def broken_load(*args, **kwargs):
+        raise RuntimeError('Error building extension: no compiler')
+
+    for ext in (ps.EXTENSION, fc.EXTENSION):
+        monkeypatch.setattr(ext, '_module', None)
+        monkeypatch.setattr(ext, 'failed', False)
+    monkeypatch.setattr(cpp_extension, 'load', broken_load)
+    block = lively_supernet(8, seed=4)
+    x = torch.randn(2, 8, 5, 5, dtype=torch.float64)
+    with caplog.at_level(logging.WARNING):
+        out = block(x)
+        block(x)
+    warnings = [r for r in caplog.records if 'no compiler' in r.getMessage()]
+    assert len(warnings) == 2  # one per kernel, once
+    torch.testing.assert_close(out, block(x, fused=False), rtol=1e-10, atol=1e-12)
+
+
+def test_one_sweep_feature_stats_equal_the_lazy_ones():
+    torch.manual_seed(6)
+    x = torch.randn(3, 10, 6, 7, dtype=torch.float64) + 0.3
+    m = torch.rand(3, 10, 1, 1, dtype=torch.float64)
+    sweep = FeatureStats(x, one_sweep=True)
+    cases = [(sweep, FeatureStats(x)),
+             (FeatureStats(x, channel_scale=m, one_sweep=True, parent=sweep),
+              FeatureStats(x * m)),
+             (FeatureStats(x, channel_scale=m, one_sweep=True), FeatureStats(x * m))]
+    for fast, lazy in cases:
+        for axis in ('space', 'channel'):
+            a, b = fast.over(axis), lazy.over(axis)
+            assert a.one_sweep
+            for name in ('mean', 'var', 'std', 'skew', 'l4'):
+                torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=1e-10,
+                                           atol=1e-12, msg=f'{axis} {name}')
+            if axis == 'channel' or fast.channel_scale is None:
+                torch.testing.assert_close(a.amax, b.amax)
+
+
+def test_feature_stats_parent_must_match():
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(ValueError, match='parent must be the unscaled FeatureStats'):
+        FeatureStats(x, channel_scale=torch.rand(2, 3, 1, 1), parent=FeatureStats(x.clone()))
+
+
+def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
+    seen = set()
+    for name, module in (('power_sums', ps._PowerSums), ('filter_conv', fc._FilterConv)):
+        original = module.forward
+
+        def spy(ctx, *args, _name=name, _original=original):
+            seen.add(_name)
+            return _original(ctx, *args)
+
+        monkeypatch.setattr(module, 'forward', staticmethod(spy))
+    block = SASESupernet(8)
+    assert len(EDGES) == 6
+    block(torch.randn(2, 8, 6, 6)).sum().backward()
+    assert seen == {'power_sums', 'filter_conv'}
