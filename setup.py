@@ -93,7 +93,8 @@ if __name__ == '__main__':
         'object detection, image classification',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
         include_package_data=True,
-        package_data={'mmsase': ['models/sase/csrc/*.cpp']},  # the fused SASE kernels
+        # the C++ kernels, compiled on first use
+        package_data={'mmsase': ['models/*/csrc/*.cpp', 'models/*/csrc/*.h']},
         python_requires='>=3.9',
         license='Apache License 2.0',
         install_requires=parse_requirements('requirements/runtime.txt'),

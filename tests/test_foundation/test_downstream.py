@@ -56,3 +56,12 @@ def test_new_style_config_inherits_an_mmsase_config(site, tmp_path):
     assert checkpoint['meta']['epoch'] == 1, log[-3000:]
     assert checkpoint['optimizer']['param_groups'][0]['initial_lr'] == 0.02
     assert any('.sase.' in key for key in checkpoint['state_dict'])
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_kernel_sources(site):
+    """The C++ kernels are compiled on first use, from the sources the package ships."""
+    for rel in ('models/sase/csrc/sase_fused.cpp', 'models/search_space/csrc/power_sums.cpp',
+                'models/search_space/csrc/power_sums_kernels.h',
+                'models/search_space/csrc/filter_conv.cpp'):
+        assert osp.isfile(osp.join(site, 'mmsase', rel)), rel

@@ -34,7 +34,10 @@ class MixedOp(nn.Module):
     path (default) runs the set's entry in :data:`~mmsase.models.search_space.MIXTURES`: the
     squeeze sets hand all ops one :class:`FeatureStats` (mean, max, variance, skewness and L4
     computed once per edge — or once per block for ``cs`` and ``ss1``, which the block gives
-    one shared ``FeatureStats``); the excitation sets apply one sigmoid to all their logits.
+    one shared ``FeatureStats``); the excitation sets batch their convolution stacks and apply
+    one sigmoid to all their logits. In the block, the statistics come from C++ sweeps over
+    ``x`` — three per block, shared by the 21 squeeze ops of ``cs``, ``ss1`` and ``ss2`` (see
+    :meth:`SASESupernet.forward`).
     """
 
     def __init__(self, op_set_name: str, channels: int, fused: bool = True):
@@ -150,6 +153,12 @@ class SASESupernet(SASEDag):
         object.__setattr__(self, 'arch', arch)
 
     def forward(self, x: Tensor, fused: Optional[bool] = None) -> Tensor:
+        """``x (B, C, H, W)`` → the block's output. With ``fused`` (default) the squeeze edges
+        read ``x`` through one-sweep :class:`FeatureStats` (CPU float32/float64): sweep 1 —
+        all moments and maxima of ``x`` along both axes; sweep 2 — the weighted sums both
+        ``std_l2`` ops of ``cs`` and ``ss1`` need; sweep 3 — the moments of ``x ⊙ m2`` with
+        the sums of ``ss2``'s ``std_l2`` (``x ⊙ m2`` is never formed). Elsewhere, or with
+        ``MMSASE_NO_FUSED=1``, the lazy torch path computes the same values."""
         fused = self.fused if fused is None else fused
         probs = self.arch.probabilities()
         rows = {edge: probs[i] for i, edge in enumerate(EDGES)}

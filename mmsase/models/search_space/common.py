@@ -16,7 +16,10 @@ Statistics (the squeeze sets):
 
 Excitation: :class:`ExcitationOp` (``σ(logits)``) and :class:`ConvStackExcitation`.
 Mixtures: :func:`squeeze_mixture`, :func:`excitation_mixture` — ``Σ_o w_o · o(x)`` for the
-supernet, sharing work between the ops of a set.
+supernet, sharing work between the ops of a set. In the supernet, ``FeatureStats(one_sweep=
+True)`` takes every moment of both axes from one sweep of a C++ kernel
+(:mod:`~mmsase.models.search_space.power_sums`), and the convolution stacks of an excitation
+edge run layer by layer as one C++ call (:mod:`~mmsase.models.search_space.filter_conv`).
 
 Precision: moments of order ≥ 2 (std, skew, covariance, L4) are computed in float32 — or
 float64 when the input already is — with autocast disabled, because ``x**4`` of ordinary
@@ -354,12 +357,21 @@ class FeatureStats:
         """``m^k`` for k = 1..4 as ``(B, 4, C)`` float64, or ``None`` without a scale."""
         if self.channel_scale is None:
             return None
-        m = self.channel_scale.to(torch.float64).flatten(1)[:, None, :]
-        return torch.cat([m, m * m, m * m * m, (m * m).square()], dim=1)
+        if 'scale_rows' not in self._axes:
+            m = self.channel_scale.to(torch.float64).flatten(1)[:, None, :]
+            m2 = m * m
+            self._axes['scale_rows'] = torch.cat([m, m2, m2 * m, m2 * m2], dim=1)
+        return self._axes['scale_rows']
 
     def raw_moments(self, axis: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``mean x^k`` along ``axis`` for k = 1..4 (of the represented ``x`` or ``x ⊙ m``),
         float64 ``(B, L)`` each. One-sweep statistics only."""
+        key = ('raw', axis)
+        if key not in self._axes:
+            self._axes[key] = self._raw_moments(axis)
+        return self._axes[key]
+
+    def _raw_moments(self, axis: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         if axis == 'channel':
             sums = self._sweep.chan
         elif self.channel_scale is None:
