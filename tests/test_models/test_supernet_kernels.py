@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from mmsase.models.sase.supernet import MixedOp, SASESupernet
 from mmsase.models.search_space import EDGES
-from mmsase.models.search_space import filter_conv as fc
+from mmsase.models.search_space import conv_stacks as cs
 from mmsase.models.search_space import power_sums as ps
 from mmsase.models.search_space.common import FeatureStats
 
@@ -17,7 +17,7 @@ from mmsase.models.search_space.common import FeatureStats
 @pytest.fixture(scope='module', autouse=True)
 def kernels():
     assert ps.EXTENSION.load() is not None, 'the power-sum kernel failed to build'
-    assert fc.EXTENSION.load() is not None, 'the convolution kernel failed to build'
+    assert cs.EXTENSION.load() is not None, 'the convolution kernel failed to build'
 
 
 def reference_sums(x, chan_w, chan_pow, space_w, space_pow):
@@ -100,45 +100,41 @@ def test_power_sums_rejects_bad_rows():
         ps.power_sums(x, ps.Rows(torch.ones(2, 1, 3), (5, )))
 
 
-def reference_filter_conv(h, weight, bias, src, extents, relu):
-    outs = []
-    for k in range(weight.shape[0]):
-        inp = h[:, src[k]:src[k] + 1]
-        if relu[k]:
-            inp = F.relu(inp)
-        kh, kw = extents[k]
-        mh, mw = (weight.shape[1] - kh) // 2, (weight.shape[2] - kw) // 2
-        kernel = weight[k, mh:mh + kh, mw:mw + kw][None, None]
-        b = bias[k:k + 1] if bias.numel() else None
-        outs.append(F.conv2d(inp, kernel, b, padding=(kh // 2, kw // 2)))
-    return torch.cat(outs, 1)
-
-
-@pytest.mark.parametrize('hw', [(7, 9), (1, 12), (1, 1)])
-def test_filter_conv_equals_per_filter_convolutions(hw):
+@pytest.mark.parametrize('edge,shape', [('se', (3, 1, 9, 7)), ('ce1', (3, 12, 1, 1)),
+                                        ('se', (2, 1, 1, 1))])
+def test_conv_stacks_equal_the_ops_logits(edge, shape):
     torch.manual_seed(3)
-    h = torch.randn(3, 2, *hw, dtype=torch.float64)
-    extents = [(3, 3), (5, 5), (1, 3), (3, 1), (5, 5)]
-    if hw[0] == 1:
-        extents = [(1, e[1]) for e in extents]
-    size = (max(e[0] for e in extents), 5)
-    weight = torch.randn(5, *size, dtype=torch.float64)
-    bias = torch.randn(5, dtype=torch.float64)
-    src, relu = [0, 1, 1, 0, 1], [False, True, False, True, False]
-    out = fc.filter_conv(h, weight, bias, src, extents, relu)
-    torch.testing.assert_close(out, reference_filter_conv(h, weight, bias, src, extents, relu))
-
-
-def test_filter_conv_gradcheck():
-    torch.manual_seed(4)
-    h = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(3, 5, 5, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    extents, src, relu = [(5, 5), (3, 3), (5, 1)], [0, 1, 1], [False, True, True]
+    mix = MixedOp(edge, shape[1]).double()
     with torch.no_grad():
-        h[h.abs() < 0.05] = 0.5  # keep away from the ReLU's kink
-    assert torch.autograd.gradcheck(
-        lambda h, w, b: fc.filter_conv(h, w, b, src, extents, relu), (h, weight, bias))
+        for p in mix.parameters():
+            p.normal_()
+    stacks = [op for op in mix.ops.values() if hasattr(op, 'convs')]
+    assert len(stacks) in (5, 6)
+    v = torch.randn(shape, dtype=torch.float64)
+    assert cs.conv_stacks_apply(stacks, v)
+    logits = cs.conv_stack_logits(stacks, v)
+    torch.testing.assert_close(logits, torch.stack([op.logits(v) for op in stacks]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('edge,shape', [('se', (2, 1, 6, 5)), ('ce1', (2, 9, 1, 1))])
+def test_conv_stacks_gradcheck(edge, shape):
+    torch.manual_seed(4)
+    stacks = [op for op in MixedOp(edge, shape[1]).double().ops.values() if hasattr(op, 'convs')]
+    convs = [conv for op in stacks for conv in op.convs]
+    shapes = [tuple(conv.weight.shape[2:]) for conv in convs]
+    structure = ([s[0] if len(s) == 2 else 1 for s in shapes], [s[-1] for s in shapes],
+                 [conv.bias is not None for conv in convs], [len(op.convs) for op in stacks],
+                 [op.relu_between for op in stacks])
+    weights = torch.randn(sum(c.weight.numel() for c in convs), dtype=torch.float64,
+                          requires_grad=True)
+    biases = torch.randn(sum(c.bias is not None for c in convs), dtype=torch.float64,
+                         requires_grad=True)
+    h = torch.randn(shape[0], 1, 1, shape[1], dtype=torch.float64) if edge == 'ce1' else \
+        torch.randn(shape, dtype=torch.float64)
+    h.requires_grad_()
+    assert torch.autograd.gradcheck(lambda h, w, b: cs._ConvStacks.apply(h, w, b, structure),
+                                    (h, weights, biases))
 
 
 @pytest.mark.parametrize('edge,shape', [('se', (4, 1, 9, 7)), ('ce1', (4, 12, 1, 1)),
@@ -210,7 +206,7 @@ def test_disabled_kernels_give_the_same_supernet(monkeypatch):
     monkeypatch.setenv(ps.DISABLE_ENV, '1')
     calls = []
     monkeypatch.setattr(ps._PowerSums, 'forward', staticmethod(lambda *a: calls.append(a)))
-    monkeypatch.setattr(fc._FilterConv, 'forward', staticmethod(lambda *a: calls.append(a)))
+    monkeypatch.setattr(cs._ConvStacks, 'forward', staticmethod(lambda *a: calls.append(a)))
     torch.testing.assert_close(block(x), fast, rtol=1e-12, atol=1e-12)
     assert calls == []
 
@@ -221,7 +217,7 @@ def test_supernet_falls_back_when_the_kernels_cannot_be_built(monkeypatch, caplo
     def broken_load(*args, **kwargs):
         raise RuntimeError('Error building extension: no compiler')
 
-    for ext in (ps.EXTENSION, fc.EXTENSION):
+    for ext in (ps.EXTENSION, cs.EXTENSION):
         monkeypatch.setattr(ext, '_module', None)
         monkeypatch.setattr(ext, 'failed', False)
     monkeypatch.setattr(cpp_extension, 'load', broken_load)
@@ -263,7 +259,7 @@ def test_feature_stats_parent_must_match():
 
 def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
     seen = set()
-    for name, module in (('power_sums', ps._PowerSums), ('filter_conv', fc._FilterConv)):
+    for name, module in (('power_sums', ps._PowerSums), ('conv_stacks', cs._ConvStacks)):
         original = module.forward
 
         def spy(ctx, *args, _name=name, _original=original):
@@ -274,4 +270,4 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
     block = SASESupernet(8)
     assert len(EDGES) == 6
     block(torch.randn(2, 8, 6, 6)).sum().backward()
-    assert seen == {'power_sums', 'filter_conv'}
+    assert seen == {'power_sums', 'conv_stacks'}

@@ -19,7 +19,7 @@ Mixtures: :func:`squeeze_mixture`, :func:`excitation_mixture` — ``Σ_o w_o · 
 supernet, sharing work between the ops of a set. In the supernet, ``FeatureStats(one_sweep=
 True)`` takes every moment of both axes from one sweep of a C++ kernel
 (:mod:`~mmsase.models.search_space.power_sums`), and the convolution stacks of an excitation
-edge run layer by layer as one C++ call (:mod:`~mmsase.models.search_space.filter_conv`).
+edge run as one C++ call (:mod:`~mmsase.models.search_space.conv_stacks`).
 
 Precision: moments of order ≥ 2 (std, skew, covariance, L4) are computed in float32 — or
 float64 when the input already is — with autocast disabled, because ``x**4`` of ordinary
@@ -773,18 +773,19 @@ def squeeze_mixture(ops: Sequence[nn.Module], x: Union[Tensor, FeatureStats],
 
 
 def excitation_mixture(ops: Sequence[ExcitationOp], v: Tensor, weights: Tensor) -> Tensor:
-    """One sigmoid for the stacked logits of all ops; the convolution stacks batched layer by
-    layer (:func:`~.filter_conv.conv_stack_logits`) where the C++ kernel applies.
+    """One sigmoid for the stacked logits of all ops; the convolution stacks all run in one
+    C++ call (:func:`~.conv_stacks.conv_stack_logits`) where the kernel applies.
 
     (With torch's own convolutions, one zero-padded multi-filter convolution per layer was
     slower on the CPU than separate small ones; the dedicated kernel is faster than both.)
     """
-    from .filter_conv import batched_convs_apply, conv_stack_logits
-    stacks = [op for op in ops if isinstance(op, ConvStackExcitation)]
-    if len(stacks) > 1 and batched_convs_apply(stacks, v):
-        batched = iter(conv_stack_logits(stacks, v))
-        logits = [next(batched) if isinstance(op, ConvStackExcitation) else op.logits(v)
-                  for op in ops]
+    from .conv_stacks import conv_stack_logits, conv_stacks_apply
+    stacks = [i for i, op in enumerate(ops) if isinstance(op, ConvStackExcitation)]
+    if len(stacks) > 1 and conv_stacks_apply([ops[i] for i in stacks], v):
+        others = [i for i in range(len(ops)) if i not in stacks]
+        logits = torch.cat([conv_stack_logits([ops[i] for i in stacks], v)] +
+                           [ops[i].logits(v)[None] for i in others])
+        weights = weights[stacks + others]
     else:
-        logits = [op.logits(v) for op in ops]
-    return weighted_sum(torch.sigmoid(torch.stack(logits)), weights)
+        logits = torch.stack([op.logits(v) for op in ops])
+    return weighted_sum(torch.sigmoid(logits), weights)
