@@ -40,7 +40,7 @@ namespace {
 
 // o[i][j] += Σ_u Σ_v wk[u][v] · in[i + u − kh/2][j + v − kw/2]
 template <typename T, int KW>
-inline void corr_t(const T* __restrict padded, const T* __restrict wk, T* __restrict o,
+__attribute__((always_inline)) inline void corr_t(const T* __restrict padded, const T* __restrict wk, T* __restrict o,
                    int64_t H, int64_t W, int64_t kh, int64_t kw_runtime) {
   const int64_t kw = KW > 0 ? KW : kw_runtime, Wp = W + kw - 1, ph = kh / 2;
   for (int64_t u = 0; u < kh; ++u) {
@@ -61,7 +61,7 @@ inline void corr_t(const T* __restrict padded, const T* __restrict wk, T* __rest
 
 // gw[u][v] += Σ_i Σ_j g[i][j] · in[i + u − kh/2][j + v − kw/2]; acc holds kw · W values.
 template <typename T, int KW>
-inline void corr_weight_grad_t(const T* __restrict g, const T* __restrict padded,
+__attribute__((always_inline)) inline void corr_weight_grad_t(const T* __restrict g, const T* __restrict padded,
                                double* __restrict gw, T* __restrict acc, int64_t H, int64_t W,
                                int64_t kh, int64_t kw_runtime) {
   const int64_t kw = KW > 0 ? KW : kw_runtime, Wp = W + kw - 1, ph = kh / 2;
@@ -95,12 +95,12 @@ inline void corr_weight_grad_t(const T* __restrict g, const T* __restrict padded
   }
 
 template <typename T>
-inline void corr_any(const T* padded, const T* wk, T* o, int64_t H, int64_t W, int64_t kh,
+__attribute__((always_inline)) inline void corr_any(const T* padded, const T* wk, T* o, int64_t H, int64_t W, int64_t kh,
                      int64_t kw) {
   FC_DISPATCH_KW(corr_t, padded, wk, o, H, W, kh)
 }
 template <typename T>
-inline void corr_weight_grad_any(const T* g, const T* padded, double* gw, T* acc, int64_t H,
+__attribute__((always_inline)) inline void corr_weight_grad_any(const T* g, const T* padded, double* gw, T* acc, int64_t H,
                                  int64_t W, int64_t kh, int64_t kw) {
   FC_DISPATCH_KW(corr_weight_grad_t, g, padded, gw, acc, H, W, kh)
 }
