@@ -63,5 +63,5 @@ def test_the_wheel_ships_the_kernel_sources(site):
     """The C++ kernels are compiled on first use, from the sources the package ships."""
     for rel in ('models/sase/csrc/sase_fused.cpp', 'models/search_space/csrc/power_sums.cpp',
                 'models/search_space/csrc/power_sums_kernels.h',
-                'models/search_space/csrc/filter_conv.cpp'):
+                'models/search_space/csrc/conv_stacks.cpp'):
         assert osp.isfile(osp.join(site, 'mmsase', rel)), rel
