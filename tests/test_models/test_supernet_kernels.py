@@ -271,3 +271,11 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
     assert len(EDGES) == 6
     block(torch.randn(2, 8, 6, 6)).sum().backward()
     assert seen == {'power_sums', 'conv_stacks'}
+
+
+@pytest.mark.parametrize('hw', [(32, 32), (16, 24), (8, 8), (13, 17), (4, 4)])
+def test_grid_pool_is_adaptive_average_pooling(hw):
+    from mmsase.models.search_space.common import grid_pool
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    torch.testing.assert_close(grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8), rtol=1e-12,
+                               atol=1e-12)

@@ -656,12 +656,14 @@ def pool_channels(x: Tensor, groups: int, size: Optional[Tuple[int, int]] = None
 def grid_pool(x: Tensor, size: int) -> Tensor:
     """``F.adaptive_avg_pool2d(x, size)``, with the common cases done faster: a map already
     ``size × size`` is returned as is, and sides divisible by ``size`` are averaged in blocks
-    (CPU adaptive pooling of many small channels is ~20× slower than either)."""
+    (CPU adaptive pooling of many small channels is several times slower than either)."""
     b, c, h, w = x.shape
     if h == size and w == size:
         return x
     if h % size == 0 and w % size == 0:
-        return F.avg_pool2d(x, (h // size, w // size))
+        # two contiguous reductions: faster than avg_pool2d, and than one over two axes
+        rows = x.view(b, c, size, h // size, w).mean(3)
+        return rows.view(b, c, size, size, w // size).mean(4)
     return F.adaptive_avg_pool2d(x, size)
 
 
