@@ -10,7 +10,11 @@ side by side with the ratios the issue sets as goals:
 supernet <= 2x derived; first order <= 2.2x supernet; second order <= 2.5x first order
 with peak memory <= 1.5x first order.
 
-    python tools/analysis/benchmark_search.py [--batch-size 64] [--iters 6]
+Timings on a shared 2-core machine drift by ±10 % between processes, so every mode is
+measured in ``--repeats`` processes, the modes taking turns (derived, supernet, first, second,
+derived, ...), and the median over the processes is reported.
+
+    python tools/analysis/benchmark_search.py [--batch-size 64] [--iters 6] [--repeats 3]
 """
 import argparse
 import json
@@ -99,18 +103,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--iters', type=int, default=6)
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='processes per mode, taking turns; the median is reported')
     parser.add_argument('--mode', choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:  # a child process
         print(json.dumps(measure(args.mode, args.batch_size, args.iters)))
         return
-    rows = {}
-    for mode in MODES:
-        out = subprocess.run([sys.executable, __file__, '--mode', mode, '--batch-size',
-                              str(args.batch_size), '--iters', str(args.iters)],
-                             capture_output=True, text=True, check=True)
-        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f'ResNet-20, batch {args.batch_size}, CPU, median of {args.iters} iterations')
+    runs = {mode: [] for mode in MODES}
+    for _ in range(max(1, args.repeats)):
+        for mode in MODES:
+            out = subprocess.run([sys.executable, __file__, '--mode', mode, '--batch-size',
+                                  str(args.batch_size), '--iters', str(args.iters)],
+                                 capture_output=True, text=True, check=True)
+            runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = {
+        mode: dict(seconds=statistics.median(r['seconds'] for r in results),
+                   peak_mb=statistics.median(r['peak_mb'] for r in results))
+        for mode, results in runs.items()
+    }
+    print(f'ResNet-20, batch {args.batch_size}, CPU, median of {args.iters} iterations in each '
+          f'of {max(1, args.repeats)} processes per step')
     print(f'{"step":<14}{"s/iter":>9}{"iter/s":>9}{"peak MB":>10}')
     for mode in MODES:
         r = rows[mode]

@@ -97,14 +97,24 @@ inline double row_max(const double* __restrict v, int64_t n) {
   return m;
 }
 
-// out[i] = q1 + x (q2 + x (q3 + x q4)); the coefficients already carry their power's factor.
+// out[i] = (q1 + s1) + x ((q2 + s2) + x ((q3 + s3) + x (q4 + s4))): per-element coefficients
+// q plus per-row constants s, each already carrying its power's factor.
 inline void horner(const double* __restrict x, const double* __restrict q1,
                    const double* __restrict q2, const double* __restrict q3,
-                   const double* __restrict q4, double* __restrict out, int64_t n) {
+                   const double* __restrict q4, const double* s, double* __restrict out,
+                   int64_t n) {
+  const double s1 = s[0], s2 = s[1], s3 = s[2], s4 = s[3];
   for (int64_t i = 0; i < n; ++i) {
     const double v = x[i];
-    out[i] = q1[i] + v * (q2[i] + v * (q3[i] + v * q4[i]));
+    out[i] = (q1[i] + s1) + v * ((q2[i] + s2) + v * ((q3[i] + s3) + v * (q4[i] + s4)));
   }
+}
+
+// Whether v[0..n) are all equal (uniform weights: their term is a constant per row).
+inline bool constant(const double* v, int64_t n) {
+  for (int64_t i = 1; i < n; ++i)
+    if (v[i] != v[0]) return false;
+  return true;
 }
 
 // out[i] = scalar_t(g[i])
@@ -175,7 +185,7 @@ void backward(const Problem<scalar_t>& P) {
     }
     double* g = buf.data() + 2 * kMaxPower * kChunk;
     double* gm = g + kChunk;
-    std::vector<char> found(static_cast<size_t>(C));
+    std::vector<char> found(static_cast<size_t>(C)), uniform(static_cast<size_t>(sr.J));
     for (int64_t b = b0; b < b1; ++b) {
       std::fill(found.begin(), found.end(), 0);
       if (P.grad_space_w) {
@@ -188,6 +198,9 @@ void backward(const Problem<scalar_t>& P) {
       for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
         const int64_t n = std::min(kChunk, N - p0);
         if (P.g_cmax) load_row(P.g_cmax + b * N + p0, gm, n);
+        for (int64_t j = 0; j < sr.J; ++j) {
+          uniform[j] = P.g_space && constant(sr.w + (b * sr.J + j) * N + p0, n);
+        }
         for (int64_t c = 0; c < C; ++c) {
           load_row(P.x + (b * C + c) * N + p0, pw[0], n);
           powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
@@ -202,17 +215,23 @@ void backward(const Problem<scalar_t>& P) {
               }
             }
           }
+          double sigma[kMaxPower] = {0.0, 0.0, 0.0, 0.0};
           if (P.g_space) {
             for (int64_t j = 0; j < sr.J; ++j) {
               const int k = sr.pow[j];
               const double gs = P.g_space[(b * sr.J + j) * C + c];
-              axpy(k * gs, sr.w + (b * sr.J + j) * N + p0, q[k - 1], n);
+              const double* wj = sr.w + (b * sr.J + j) * N + p0;
+              if (uniform[j]) {
+                sigma[k - 1] += k * gs * wj[0];
+              } else {
+                axpy(k * gs, wj, q[k - 1], n);
+              }
               if (P.grad_space_w) {
                 axpy(gs, pw[k - 1], P.grad_space_w + (b * sr.J + j) * N + p0, n);
               }
             }
           }
-          horner(pw[0], q[0], q[1], q[2], q[3], g, n);
+          horner(pw[0], q[0], q[1], q[2], q[3], sigma, g, n);
           if (P.g_cmax) {
             const double gsc = max_grad(P.cidx + b * N + p0, static_cast<double>(c),
                                         P.scale_of(b, c), gm, pw[0], g, n);
