@@ -1,7 +1,8 @@
 """Cost of the SASE search on ResNet-20, batch 64, CPU: iterations/s and peak memory of
 
 * the derived network's training step (fixed SASE blocks),
-* one supernet training step (weights only, all operations mixed),
+* one supernet training step (weights only, all operations mixed: the search's weight step,
+  with the shared ``alpha`` fixed),
 * a first-order search iteration (α step on one split + weight step on the other),
 * a second-order (unrolled) search iteration,
 
@@ -62,12 +63,18 @@ def measure(mode: str, batch_size: int, iters: int) -> dict:
     import mmsase.engine  # noqa: F401
     import mmsase.models  # noqa: F401
     from mmsase.models.algorithms import SASESearch
+    from mmsase.models.sase.supernet import ArchitectureParams, bind_architecture
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     w_batch, a_batch = make_batch(batch_size, 0), make_batch(batch_size, 1)
     if mode in ('derived', 'supernet'):
         attention = dict(type='SASE') if mode == 'derived' else dict(type='SASESupernet')
         model = MODELS.build(classifier_cfg(attention))
+        if mode == 'supernet':
+            # as in the search's weight step: one shared alpha, held by no optimizer and
+            # not differentiated (SASESearch._update_weights)
+            arch = ArchitectureParams().requires_grad_(False)
+            bind_architecture(model, arch)
         wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9,
                                                weight_decay=5e-4))
         model.train()
