@@ -150,6 +150,21 @@ void check_x(const at::Tensor& x) {
   TORCH_CHECK(x.numel() > 0, "power_sums: x is empty");
 }
 
+// The parts of a Problem both entry points fill in the same way.
+template <typename scalar_t>
+Problem<scalar_t> make_problem(const at::Tensor& x, const at::Tensor& chan_w,
+                               const std::vector<int64_t>& chan_pow, const at::Tensor& space_w,
+                               const std::vector<int64_t>& space_pow,
+                               const at::Tensor& chan_max_scale) {
+  Problem<scalar_t> P;
+  P.B = x.size(0), P.C = x.size(1), P.N = x.size(2);
+  P.x = x.data_ptr<scalar_t>();
+  P.chan = make_rows(chan_w, chan_pow, P.B, P.C, "chan_w");
+  P.space = make_rows(space_w, space_pow, P.B, P.N, "space_w");
+  P.scale = optional_double(chan_max_scale, {P.B, P.C}, "chan_max_scale");
+  return P;
+}
+
 }  // namespace
 
 // -> [chan (B,Jc,N) f64, space (B,Js,C) f64, cmax (B,N), cidx (B,N) f64, smax (B,C)] (empty
@@ -168,12 +183,7 @@ std::vector<at::Tensor> power_sums_forward(const at::Tensor& x, const at::Tensor
   at::Tensor cidx = at::empty({chan_max ? B : 0, N}, f64);
   at::Tensor smax = at::empty({space_max ? B : 0, C}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "power_sums_forward", [&] {
-    Problem<scalar_t> P;
-    P.B = B, P.C = C, P.N = N;
-    P.x = x.data_ptr<scalar_t>();
-    P.chan = make_rows(chan_w, chan_pow, B, C, "chan_w");
-    P.space = make_rows(space_w, space_pow, B, N, "space_w");
-    P.scale = optional_double(chan_max_scale, {B, C}, "chan_max_scale");
+    auto P = make_problem<scalar_t>(x, chan_w, chan_pow, space_w, space_pow, chan_max_scale);
     P.chan_out = P.chan.J ? chan.data_ptr<double>() : nullptr;
     P.space_out = P.space.J ? space.data_ptr<double>() : nullptr;
     P.cmax = chan_max ? cmax.data_ptr<scalar_t>() : nullptr;
@@ -205,12 +215,7 @@ std::vector<at::Tensor> power_sums_backward(
   at::Tensor grad_sw = need_space_w && Js ? at::empty({B, Js, N}, f64) : at::Tensor();
   at::Tensor grad_scale = need_scale && use_cmax ? at::empty({B, C}, f64) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "power_sums_backward", [&] {
-    Problem<scalar_t> P;
-    P.B = B, P.C = C, P.N = N;
-    P.x = x.data_ptr<scalar_t>();
-    P.chan = make_rows(chan_w, chan_pow, B, C, "chan_w");
-    P.space = make_rows(space_w, space_pow, B, N, "space_w");
-    P.scale = optional_double(chan_max_scale, {B, C}, "chan_max_scale");
+    auto P = make_problem<scalar_t>(x, chan_w, chan_pow, space_w, space_pow, chan_max_scale);
     P.g_chan = Jc ? optional_double(g_chan, {B, Jc, N}, "g_chan") : nullptr;
     P.g_space = Js ? optional_double(g_space, {B, Js, C}, "g_space") : nullptr;
     if (use_cmax) {
