@@ -14,6 +14,23 @@ from typing import Optional, Sequence
 
 logger = logging.getLogger(__name__)
 
+#: Environment variable: set to a non-empty value other than ``0`` to run every op on its
+#: eager torch path, none of the C++ kernels.
+DISABLE_ENV = 'MMSASE_NO_FUSED'
+
+
+def kernels_disabled() -> bool:
+    """Whether ``MMSASE_NO_FUSED`` asks for the eager paths."""
+    return os.environ.get(DISABLE_ENV, '') not in ('', '0')
+
+
+def dispatch_mode_active() -> bool:
+    """Whether a ``TorchDispatchMode`` (e.g. a FLOP counter) is active: it would not see the
+    work of a kernel that reads raw memory, so the kernels step aside."""
+    import torch
+    stack_len = getattr(torch._C, '_len_torch_dispatch_stack', None)
+    return bool(stack_len and stack_len())
+
 
 class LazyExtension:
     """One C++ source, built and imported on the first :meth:`load`.

@@ -39,22 +39,17 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ...utils.cpp_extension import LazyExtension
+from ...utils.cpp_extension import DISABLE_ENV  # noqa: F401 (re-exported)
+from ...utils.cpp_extension import LazyExtension, dispatch_mode_active
+from ...utils.cpp_extension import kernels_disabled as fused_disabled
 from .genotype import PAPER_GENOTYPE
 
-#: Environment variable: set to a non-empty value other than ``0`` to disable the fused path.
-DISABLE_ENV = 'MMSASE_NO_FUSED'
 #: The C++ source of the three passes, compiled on first use.
 EXTENSION = LazyExtension(
     os.path.join(os.path.dirname(__file__), 'csrc', 'sase_fused.cpp'), 'mmsase_sase_fused',
     'fused SASE extension', logger_name=__name__)
 
 _PAPER = dict(PAPER_GENOTYPE)
-
-
-def fused_disabled() -> bool:
-    """Whether ``MMSASE_NO_FUSED`` asks for the eager path."""
-    return os.environ.get(DISABLE_ENV, '') not in ('', '0')
 
 
 def load_extension(verbose: bool = False):
@@ -66,11 +61,6 @@ def load_extension(verbose: bool = False):
 def extension_available() -> bool:
     """Whether the extension is built or can be built (builds it if needed)."""
     return load_extension() is not None
-
-
-def _dispatch_mode_active() -> bool:
-    stack_len = getattr(torch._C, '_len_torch_dispatch_stack', None)
-    return bool(stack_len and stack_len())
 
 
 def can_fuse(block, x: Tensor) -> bool:
@@ -85,7 +75,7 @@ def can_fuse(block, x: Tensor) -> bool:
     return (not block.training and not torch.is_grad_enabled() and type(x) is Tensor
             and x.device.type == 'cpu' and x.dtype == torch.float32 and x.dim() == 4
             and x.numel() > 0 and x.is_contiguous() and block.genotype == _PAPER
-            and not torch.is_autocast_enabled('cpu') and not _dispatch_mode_active()
+            and not torch.is_autocast_enabled('cpu') and not dispatch_mode_active()
             and not fused_disabled())
 
 

@@ -23,10 +23,8 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ...utils.cpp_extension import LazyExtension
-
-#: Set to a non-empty value other than ``0`` to run every op on its eager path (no C++).
-DISABLE_ENV = 'MMSASE_NO_FUSED'
+from ...utils.cpp_extension import DISABLE_ENV  # noqa: F401 (re-exported)
+from ...utils.cpp_extension import LazyExtension, dispatch_mode_active, kernels_disabled
 
 EXTENSION = LazyExtension(
     os.path.join(os.path.dirname(__file__), 'csrc', 'power_sums.cpp'), 'mmsase_power_sums',
@@ -48,11 +46,6 @@ class PowerSumsResult(NamedTuple):
     space_max: Optional[Tensor]   # (B, C), x's dtype: max_p x
 
 
-def _dispatch_mode_active() -> bool:
-    stack_len = getattr(torch._C, '_len_torch_dispatch_stack', None)
-    return bool(stack_len and stack_len())
-
-
 def eligible(x: Tensor) -> bool:
     """Whether the C++ kernels of the search space may read ``x``: a plain (not subclassed)
     non-empty 4-D float32/float64 CPU tensor, no CPU autocast (which would run the eager ops
@@ -61,7 +54,7 @@ def eligible(x: Tensor) -> bool:
     return (type(x) is Tensor and x.device.type == 'cpu' and x.dim() == 4
             and x.dtype in (torch.float32, torch.float64) and x.numel() > 0
             and not torch.is_autocast_enabled('cpu')
-            and os.environ.get(DISABLE_ENV, '') in ('', '0') and not _dispatch_mode_active())
+            and not kernels_disabled() and not dispatch_mode_active())
 
 
 def kernel_applies(x: Tensor) -> bool:
