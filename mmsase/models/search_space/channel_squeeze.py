@@ -96,14 +96,17 @@ class ChannelStdL2(SqueezeOp):
         return out[..., None, None]
 
     def _request(self, stats: FeatureStats):
-        """Request the weighted sums over positions; return ``(μ_p, s_p)``."""
-        moments = stats.over('channel')
-        mu, r2 = moments.raw(1), moments.raw(2)  # (B, N)
-        s = torch.rsqrt(r2 - mu * mu + STD_EPS)
-        n = mu.shape[1]
-        rows = torch.stack([s / n, -2 * mu * s * s / n, s * s / n], dim=1)  # (B, 3, N)
-        stats.request_sums(self, 'space', rows, (1, 1, 2))
-        return mu, s
+        """Request the weighted sums over positions (once); return ``(μ_p, s_p)``."""
+
+        def build():
+            moments = stats.over('channel')
+            mu, r2 = moments.raw(1), moments.raw(2)  # (B, N)
+            s = torch.rsqrt(r2 - mu * mu + STD_EPS)
+            n = mu.shape[1]
+            rows = torch.stack([s / n, -2 * mu * s * s / n, s * s / n], dim=1)  # (B, 3, N)
+            return 'space', rows, (1, 1, 2), (mu, s)
+
+        return stats.request_sums(self, build)
 
     def _from_power_sums(self, stats: FeatureStats) -> Tensor:
         """The same value from one weighted sweep over positions (float64): with the

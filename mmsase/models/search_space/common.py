@@ -29,7 +29,7 @@ it for the next layer, as it does for its own float32 ops), and in the input's d
 so a network converted wholesale to half precision still type-checks.
 """
 from functools import cached_property
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -290,6 +290,7 @@ class FeatureStats:
         self._axes = {}
         self._pending = {}  # key → (axis, weights, powers): weighted sums asked for
         self._done = {}  # key → their result
+        self._extras = {}  # key → what the requester needs besides the sums
 
     # ---- one-sweep statistics ------------------------------------------------------------
     @cached_property
@@ -387,23 +388,30 @@ class FeatureStats:
         (the maximum over space of a scaled map)."""
         return self._sweep.chan_max if axis == 'channel' else self._sweep.space_max
 
-    def request_sums(self, key, axis: str, weights: Tensor, powers: Sequence[int]) -> None:
-        """Ask for weighted sums of the represented map, computed with the next kernel call
-        on ``x`` — this map's sweep if it has not run yet, else one call for all requests
-        made until their first :meth:`requested_sums`. ``axis='channel'``: ``weights
-        (B, J, C)`` → ``(B, J, H·W)``; ``axis='space'``: ``weights (B, J, H·W)`` → ``(B, J,
-        C)``; ``Σ_L weights_j · x^k_j`` in float64. One-sweep statistics only.
+    def request_sums(self, key, build: Callable[[], tuple]):
+        """Ask, once per ``key``, for weighted sums of the represented map, computed with the
+        next kernel call on ``x`` — this map's sweep if it has not run yet, else one call for
+        all requests made until their first :meth:`requested_sums`.
+
+        ``build()`` runs on the first request for ``key`` only and returns ``(axis, weights,
+        powers, extra)``: ``axis='channel'``: ``weights (B, J, C)`` → sums ``(B, J, H·W)``;
+        ``axis='space'``: ``weights (B, J, H·W)`` → ``(B, J, C)``; ``Σ_L weights_j · x^k_j`` in
+        float64. ``extra`` — whatever else the requester computed on the way and needs later
+        — is returned by every request for ``key``. One-sweep statistics only.
 
         Requesting early lets ops whose weights need the moments share one sweep (the
         supernet asks for its ``std_l2`` sums before running the edges)."""
-        if key not in self._done:
+        if key not in self._extras:
+            axis, weights, powers, extra = build()
+            self._extras[key] = extra
             self._pending[key] = (axis, weights, tuple(powers))
+        return self._extras[key]
 
     def requested_sums(self, key) -> Tensor:
         """The result of :meth:`request_sums` ``key``, running the pending requests if
         needed."""
         if key not in self._done:
-            if key not in self._pending:
+            if key not in self._extras:
                 raise KeyError(f'no weighted sums were requested under {key!r}')
             if '_sweep' not in self.__dict__ and self.sweep_axes is not None:
                 self._sweep  # noqa: B018 (the sweep takes the pending requests along)

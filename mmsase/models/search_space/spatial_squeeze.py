@@ -104,16 +104,20 @@ class SpatialStdL2(SqueezeOp):
         return torch.sqrt(y.square().mean(1, keepdim=True) + L2_EPS)
 
     def _request(self, stats: FeatureStats) -> Tensor:
-        """Request the weighted sums over channels; return the per-channel shifts ``b``."""
-        moments = stats.over('space')
-        mu, r2 = moments.raw(1), moments.raw(2)  # (B, C)
-        gamma, beta = self.weight.to(torch.float64), self.bias.to(torch.float64)
-        a = gamma * torch.rsqrt(r2 - mu * mu + STD_EPS)
-        b = beta - a * mu
-        c = mu.shape[1]
-        rows = torch.stack([2 * a * b / c, a * a / c], dim=1)  # (B, 2, C)
-        stats.request_sums(self, 'channel', rows, (1, 2))
-        return b
+        """Request the weighted sums over channels (once); return the per-channel shifts
+        ``b``."""
+
+        def build():
+            moments = stats.over('space')
+            mu, r2 = moments.raw(1), moments.raw(2)  # (B, C)
+            gamma, beta = self.weight.to(torch.float64), self.bias.to(torch.float64)
+            a = gamma * torch.rsqrt(r2 - mu * mu + STD_EPS)
+            b = beta - a * mu
+            c = mu.shape[1]
+            rows = torch.stack([2 * a * b / c, a * a / c], dim=1)  # (B, 2, C)
+            return 'channel', rows, (1, 2), b
+
+        return stats.request_sums(self, build)
 
     def _from_power_sums(self, stats: FeatureStats) -> Tensor:
         """The same value from one weighted sweep over channels (float64): instance norm and
