@@ -79,6 +79,24 @@ int64_t chunk_size(int64_t batch, int64_t hw) {
   return chunk;
 }
 
+// Passes A and B: body(item, b, row, acc, n) for every work item — sample b and a chunk of
+// positions (see the file comment): row points at x[b, 0, chunk], acc at the chunk of the
+// per-position output of sample b, zeroed first. Items never share an acc.
+template <typename Body>
+void for_each_chunk(const float* px, float* out, int64_t B, int64_t C, int64_t HW,
+                    int64_t chunk, const Body& body) {
+  const int64_t chunks = (HW + chunk - 1) / chunk;
+  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / chunks, start = (item % chunks) * chunk;
+      const int64_t n = std::min(chunk, HW - start);
+      float* acc = out + b * HW + start;
+      std::fill(acc, acc + n, 0.f);
+      body(item, b, px + b * C * HW + start, acc, n);
+    }
+  });
+}
+
 // Eight floats as one value (GCC/Clang vector extension): SSE pairs on baseline x86-64, one
 // AVX register in the AVX2 clones, NEON pairs on ARM. Loads and stores go through memcpy, so
 // rows need no alignment. Macros rather than helper functions: no vector-typed arguments
@@ -165,20 +183,14 @@ std::vector<at::Tensor> sase_pass_a(const at::Tensor& x) {
   float* pc = cmean.data_ptr<float>();
   const float inv_c = 1.f / static_cast<float>(C);
 
-  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / chunks, k = item % chunks;
-      const int64_t start = k * chunk, n = std::min(chunk, HW - start);
-      float* acc = pc + b * HW + start;
-      std::fill(acc, acc + n, 0.f);
-      double* ps = part_sum.data() + item * C;
-      float* pm = part_max.data() + item * C;
-      const float* row = px + b * C * HW + start;
-      for (int64_t c = 0; c < C; ++c, row += HW) {
-        row_sum_max_accumulate(row, acc, n, ps + c, pm + c);
-      }
-      for (int64_t i = 0; i < n; ++i) acc[i] *= inv_c;
+  for_each_chunk(px, pc, B, C, HW, chunk,
+                 [&](int64_t item, int64_t, const float* row, float* acc, int64_t n) {
+    double* ps = part_sum.data() + item * C;
+    float* pm = part_max.data() + item * C;
+    for (int64_t c = 0; c < C; ++c, row += HW) {
+      row_sum_max_accumulate(row, acc, n, ps + c, pm + c);
     }
+    for (int64_t i = 0; i < n; ++i) acc[i] *= inv_c;
   });
 
   // Combine the per-chunk partials (B · chunks · C values, negligible).
@@ -208,25 +220,18 @@ at::Tensor sase_pass_b(const at::Tensor& x, const at::Tensor& m2) {
   TORCH_CHECK(B > 0 && C > 0 && HW > 0, "sase_fused: empty input");
   at::Tensor scale = as_matrix(m2, B, C, "m2");
   const int64_t chunk = chunk_size(B, HW);
-  const int64_t chunks = (HW + chunk - 1) / chunk;
   at::Tensor out = at::empty({B, 1, x.size(2), x.size(3)}, x.options());
   const float* px = x.data_ptr<float>();
   const float* pm = scale.data_ptr<float>();
   float* po = out.data_ptr<float>();
   const float inv_c = 1.f / static_cast<float>(C);
 
-  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / chunks, k = item % chunks;
-      const int64_t start = k * chunk, n = std::min(chunk, HW - start);
-      float* acc = po + b * HW + start;
-      std::fill(acc, acc + n, 0.f);
-      const float* row = px + b * C * HW + start;
-      for (int64_t c = 0; c < C; ++c, row += HW) {
-        row_fourth_power_accumulate(row, acc, n, pm[b * C + c]);
-      }
-      for (int64_t i = 0; i < n; ++i) acc[i] = std::sqrt(std::sqrt(acc[i] * inv_c + kL4Eps));
+  for_each_chunk(px, po, B, C, HW, chunk,
+                 [&](int64_t, int64_t b, const float* row, float* acc, int64_t n) {
+    for (int64_t c = 0; c < C; ++c, row += HW) {
+      row_fourth_power_accumulate(row, acc, n, pm[b * C + c]);
     }
+    for (int64_t i = 0; i < n; ++i) acc[i] = std::sqrt(std::sqrt(acc[i] * inv_c + kL4Eps));
   });
   return out;
 }
