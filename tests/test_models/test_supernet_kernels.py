@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmsase.models.sase.supernet import MixedOp, SASESupernet
 from mmsase.models.search_space import EDGES
 from mmsase.models.search_space import conv_stacks as cs
+from mmsase.models.search_space import moment_mixture as mm
 from mmsase.models.search_space import power_sums as ps
 from mmsase.models.search_space.common import FeatureStats
 
@@ -207,6 +208,7 @@ def test_disabled_kernels_give_the_same_supernet(monkeypatch):
     calls = []
     monkeypatch.setattr(ps._PowerSums, 'forward', staticmethod(lambda *a: calls.append(a)))
     monkeypatch.setattr(cs._ConvStacks, 'forward', staticmethod(lambda *a: calls.append(a)))
+    monkeypatch.setattr(mm._MomentMixture, 'forward', staticmethod(lambda *a: calls.append(a)))
     torch.testing.assert_close(block(x), fast, rtol=1e-12, atol=1e-12)
     assert calls == []
 
@@ -259,7 +261,8 @@ def test_feature_stats_parent_must_match():
 
 def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
     seen = set()
-    for name, module in (('power_sums', ps._PowerSums), ('conv_stacks', cs._ConvStacks)):
+    for name, module in (('power_sums', ps._PowerSums), ('conv_stacks', cs._ConvStacks),
+                         ('moment_mixture', mm._MomentMixture)):
         original = module.forward
 
         def spy(ctx, *args, _name=name, _original=original):
@@ -270,7 +273,7 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
     block = SASESupernet(8)
     assert len(EDGES) == 6
     block(torch.randn(2, 8, 6, 6)).sum().backward()
-    assert seen == {'power_sums', 'conv_stacks'}
+    assert seen == {'power_sums', 'conv_stacks', 'moment_mixture'}
 
 
 @pytest.mark.parametrize('hw', [(32, 32), (16, 24), (8, 8), (13, 17), (4, 4)])
@@ -279,3 +282,16 @@ def test_grid_pool_is_adaptive_average_pooling(hw):
     x = torch.randn(2, 3, *hw, dtype=torch.float64)
     torch.testing.assert_close(grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8), rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize('size_in,size_out', [((8, 8), (32, 32)), ((8, 8), (13, 21)),
+                                              ((5, 3), (5, 3)), ((8, 8), (4, 6))])
+def test_bilinear_resize_is_interpolate(size_in, size_out):
+    from mmsase.models.search_space.common import bilinear_resize
+    x = torch.randn(3, 2, *size_in, dtype=torch.float64, requires_grad=True)
+    out = bilinear_resize(x, size_out)
+    ref = F.interpolate(x, size=size_out, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    (grad, ), (ref_grad, ) = (torch.autograd.grad(y, x, g) for y in (out, ref))
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)

@@ -18,7 +18,7 @@ float32/float64 CPU tensors (:func:`kernel_applies`); elsewhere the squeeze ops 
 eager formulas, which compute the same values.
 """
 import os
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -64,30 +64,57 @@ def kernel_applies(x: Tensor) -> bool:
 
 
 class _PowerSums(torch.autograd.Function):
+    """The kernel as one autograd node. Its sums come out as one tensor per group of rows
+    (``chan_split``/``space_split`` rows each), so that consumers of different groups do not
+    pay for slicing one output (a slice's backward fills a full-size zero tensor)."""
 
     @staticmethod
-    def forward(ctx, x, chan_w, space_w, scale, chan_pow, space_pow, chan_max, space_max):
+    def forward(ctx, x, chan_w, space_w, scale, chan_pow, space_pow, chan_split, space_split,
+                chan_max, space_max):
+        ctx.set_materialize_grads(False)
         ext = EXTENSION.load()
         chan, space, cmax, cidx, smax = ext.forward(x, chan_w, list(chan_pow), space_w,
                                                     list(space_pow), chan_max, scale, space_max)
         ctx.save_for_backward(x, chan_w, space_w, scale, cidx, smax)
         ctx.powers = (list(chan_pow), list(space_pow))
-        return chan, space, cmax, smax
+        ctx.splits = (chan_split, space_split)
+        return (*chan.split(chan_split, 1), *space.split(space_split, 1), cmax, smax)
 
     @staticmethod
-    def backward(ctx, g_chan, g_space, g_cmax, g_smax):
+    def backward(ctx, *grads):
         x, chan_w, space_w, scale, cidx, smax = ctx.saved_tensors
         chan_pow, space_pow = ctx.powers
+        chan_split, space_split = ctx.splits
+        g_chan, grads = grads[:len(chan_split)], grads[len(chan_split):]
+        g_space, (g_cmax, g_smax) = grads[:len(space_split)], grads[len(space_split):]
+
+        def joined(parts, sizes, length):
+            """The parts' gradients as one contiguous float64 (B, J, length) tensor (zeros
+            for parts without one), or an empty tensor if none has one."""
+            if all(g is None for g in parts):
+                return torch.empty(0, dtype=torch.float64)
+            b = x.shape[0]
+            return torch.cat([
+                x.new_zeros(b, j, length, dtype=torch.float64) if g is None else g.to(
+                    torch.float64) for g, j in zip(parts, sizes)
+            ], 1)
 
         def contiguous(g):
             return g.contiguous() if g is not None and g.numel() else torch.empty(0)
 
         grad_x, grad_cw, grad_sw, grad_scale = EXTENSION.load().backward(
             x, chan_w, chan_pow, space_w, space_pow,
-            contiguous(g_chan).to(torch.float64), contiguous(g_space).to(torch.float64),
+            joined(g_chan, chan_split, x.shape[2]), joined(g_space, space_split, x.shape[1]),
             cidx, contiguous(g_cmax), scale, smax, contiguous(g_smax),
             ctx.needs_input_grad[1], ctx.needs_input_grad[2], ctx.needs_input_grad[3])
-        return grad_x, grad_cw, grad_sw, grad_scale, None, None, None, None
+        return (grad_x, grad_cw, grad_sw, grad_scale) + (None, ) * 6
+
+
+class PowerSumsParts(NamedTuple):
+    chan: Tuple[Tensor, ...]      # one (B, J_i, H·W) float64 tensor per group of channel rows
+    space: Tuple[Tensor, ...]     # one (B, J_i, C) float64 tensor per group of space rows
+    chan_max: Optional[Tensor]    # (B, H·W), x's dtype: max_c (s_c x_c)
+    space_max: Optional[Tensor]   # (B, C), x's dtype: max_p x
 
 
 def power_sums(x: Tensor,
@@ -101,18 +128,38 @@ def power_sums(x: Tensor,
 
     Only for tensors where :func:`kernel_applies` holds.
     """
+    out = power_sums_parts(x, [chan] if chan else [], [space] if space else [], chan_max,
+                           chan_max_scale, space_max)
+    return PowerSumsResult(out.chan[0] if chan else None, out.space[0] if space else None,
+                           out.chan_max, out.space_max)
+
+
+def power_sums_parts(x: Tensor,
+                     chan: Sequence[Rows] = (),
+                     space: Sequence[Rows] = (),
+                     chan_max: bool = False,
+                     chan_max_scale: Optional[Tensor] = None,
+                     space_max: bool = False) -> PowerSumsParts:
+    """:func:`power_sums` for several groups of rows per axis in one sweep, their sums
+    returned per group (in the order given)."""
     b, c, h, w = x.shape
     empty = x.new_empty(0, dtype=torch.float64)
-    chan_w = _rows_tensor(chan, (b, c), 'chan') if chan else empty
-    space_w = _rows_tensor(space, (b, h * w), 'space') if space else empty
+    chan_w = torch.cat([_rows_tensor(r, (b, c), 'chan') for r in chan], 1) if chan else empty
+    space_w = torch.cat([_rows_tensor(r, (b, h * w), 'space') for r in space],
+                        1) if space else empty
     scale = empty if chan_max_scale is None else chan_max_scale.to(torch.float64).reshape(
         b, c).contiguous()
+    chan_split = tuple(len(r.powers) for r in chan)
+    space_split = tuple(len(r.powers) for r in space)
     out = _PowerSums.apply(x.contiguous().view(b, c, h * w), chan_w, space_w, scale,
-                           tuple(chan.powers) if chan else (), tuple(space.powers)
-                           if space else (), chan_max, space_max)
-    cs, ss, cmax, smax = out
-    return PowerSumsResult(cs if chan else None, ss if space else None,
-                           cmax if chan_max else None, smax if space_max else None)
+                           tuple(k for r in chan for k in r.powers),
+                           tuple(k for r in space for k in r.powers), chan_split, space_split,
+                           chan_max, space_max)
+    n_chan = len(chan_split)
+    n_space = len(space_split)
+    cmax, smax = out[n_chan + n_space:]
+    return PowerSumsParts(tuple(out[:n_chan]), tuple(out[n_chan:n_chan + n_space]),
+                          cmax if chan_max else None, smax if space_max else None)
 
 
 def _rows_tensor(rows: Rows, shape, name: str) -> Tensor:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .common import (L2_EPS, STD_EPS, FeatureStats, GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze,
-                     GAPStdSqueeze, L4Squeeze, SqueezeOp, gsop_groups, param, pool_channels)
+                     GAPStdSqueeze, L4Squeeze, SqueezeOp, bilinear_resize, gsop_groups, param,
+                     pool_channels)
 
 
 class SpatialGAP(GAPSqueeze):
@@ -64,8 +65,7 @@ class SpatialGSoP(SqueezeOp):
         weight = param(self.row_conv.weight, f).view(g * g, g * g)
         rows = (f * torch.matmul(f, weight.t())).sum(1) / f.shape[1]  # (B, 64)
         grid = rows.view(b, 1, g, g)
-        if (h, w) != (g, g):  # bilinear resampling to the same size is the identity
-            grid = F.interpolate(grid, size=(h, w), mode='bilinear', align_corners=False)
+        grid = bilinear_resize(grid, (h, w))
         # the 1×1 conv 1 → 1 is a scale and a shift
         scale = param(self.proj.weight, grid).view(())
         return torch.addcmul(param(self.proj.bias, grid), grid, scale)
