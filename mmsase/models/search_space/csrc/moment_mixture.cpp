@@ -320,9 +320,8 @@ std::vector<at::Tensor> moment_mixture_backward(
       double s_r1 = 0.0, s_sec = 0.0, s_gy = 0.0;
 #pragma omp simd reduction(+ : s_r1, s_sec, s_gy)
       for (int64_t l = 0; l < L; ++l) {
-        const double z = k * yf[l] + cz;
-        const double gz = z > 0 ? gb[l] * m : 0.0;
-        const double v = k * (gz - af - (yf[l] - muf) * iv * cf);
+        const double on = k * yf[l] + cz > 0 ? 1.0 : 0.0;  // through the ReLU
+        const double v = k * (gb[l] * m * on - af - (yf[l] - muf) * iv * cf);
         gy[l] = v;
         s_r1 += v * r1[l];
         s_sec += v * sec[l];
