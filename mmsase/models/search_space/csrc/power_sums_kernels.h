@@ -55,30 +55,6 @@ inline void running_max(const double* __restrict v, double s, double c, double* 
   }
 }
 
-// The channel maximum's share of the backward pass for channel c: g[i] += s · gm[i] and
-// Σ gm[i] · x[i] (the scale's gradient) where ci[i] == c.
-inline double max_grad(const double* __restrict ci, double c, double s,
-                       const double* __restrict gm, const double* __restrict x,
-                       double* __restrict g, int64_t n) {
-  const vd4 cv = {c, c, c, c}, zero = {0.0, 0.0, 0.0, 0.0};
-  vd4 acc = zero;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const auto sel = load4(ci + i) == cv;
-    const vd4 gv = load4(gm + i);
-    store4(g + i, load4(g + i) + (sel ? gv * s : zero));
-    acc += sel ? gv * load4(x + i) : zero;
-  }
-  double gs = acc[0] + acc[1] + acc[2] + acc[3];
-  for (; i < n; ++i) {
-    if (ci[i] == c) {
-      g[i] += s * gm[i];
-      gs += gm[i] * x[i];
-    }
-  }
-  return gs;
-}
-
 // max_i v[i] (n ≥ 1)
 inline double row_max(const double* __restrict v, int64_t n) {
   double m = v[0];
@@ -176,16 +152,20 @@ void backward(const Problem<scalar_t>& P) {
   const int64_t B = P.B, C = P.C, N = P.N;
   const Rows &cr = P.chan, &sr = P.space;
   const int kmax = max_power(cr, sr);
+  // x's powers are needed for the weights' gradients only; the gradient of x needs x.
+  const bool need_powers = P.grad_chan_w || P.grad_space_w;
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<double> buf(static_cast<size_t>((2 * kMaxPower + 2) * kChunk));
-    double *pw[kMaxPower], *q[kMaxPower];
+    std::vector<double> buf(static_cast<size_t>((3 * kMaxPower + 2) * kChunk));
+    double *pw[kMaxPower], *q[kMaxPower], *base[kMaxPower];
     for (int k = 0; k < kMaxPower; ++k) {
       pw[k] = buf.data() + k * kChunk;
       q[k] = buf.data() + (kMaxPower + k) * kChunk;
+      base[k] = buf.data() + (2 * kMaxPower + k) * kChunk;
     }
-    double* g = buf.data() + 2 * kMaxPower * kChunk;
+    double* g = buf.data() + 3 * kMaxPower * kChunk;
     double* gm = g + kChunk;
-    std::vector<char> found(static_cast<size_t>(C)), uniform(static_cast<size_t>(sr.J));
+    std::vector<char> found(static_cast<size_t>(C)), uniform(static_cast<size_t>(sr.J)),
+        chan_uniform(static_cast<size_t>(cr.J));
     for (int64_t b = b0; b < b1; ++b) {
       std::fill(found.begin(), found.end(), 0);
       if (P.grad_space_w) {
@@ -195,21 +175,39 @@ void backward(const Problem<scalar_t>& P) {
         std::fill(P.grad_chan_w + b * cr.J * C, P.grad_chan_w + (b + 1) * cr.J * C, 0.0);
       }
       if (P.grad_scale) std::fill(P.grad_scale + b * C, P.grad_scale + (b + 1) * C, 0.0);
+      // Channel rows with one weight for every channel (the moments' 1/C) add the same
+      // coefficients for every channel: summed once per chunk into `base`. A power with
+      // per-channel rows starts each channel from a copy of its base.
+      bool per_channel[kMaxPower] = {false, false, false, false};
+      for (int64_t j = 0; j < cr.J; ++j) {
+        chan_uniform[j] = P.g_chan && constant(cr.w + (b * cr.J + j) * C, C);
+        if (P.g_chan && !chan_uniform[j]) per_channel[cr.pow[j] - 1] = true;
+      }
       for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
         const int64_t n = std::min(kChunk, N - p0);
         if (P.g_cmax) load_row(P.g_cmax + b * N + p0, gm, n);
         for (int64_t j = 0; j < sr.J; ++j) {
           uniform[j] = P.g_space && constant(sr.w + (b * sr.J + j) * N + p0, n);
         }
+        for (int k = 0; k < kMaxPower; ++k) std::fill(base[k], base[k] + n, 0.0);
+        for (int64_t j = 0; j < cr.J; ++j) {
+          if (!chan_uniform[j]) continue;
+          const int k = cr.pow[j];
+          axpy(k * cr.w[(b * cr.J + j) * C], P.g_chan + (b * cr.J + j) * N + p0, base[k - 1], n);
+        }
         for (int64_t c = 0; c < C; ++c) {
           load_row(P.x + (b * C + c) * N + p0, pw[0], n);
-          powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
-          for (int k = 0; k < kMaxPower; ++k) std::fill(q[k], q[k] + n, 0.0);
+          if (need_powers) powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
+          const double* coef[kMaxPower];  // q[k] once this channel has its own terms
+          for (int k = 0; k < kMaxPower; ++k) {
+            if (per_channel[k]) std::copy(base[k], base[k] + n, q[k]);
+            coef[k] = per_channel[k] ? q[k] : base[k];
+          }
           if (P.g_chan) {
             for (int64_t j = 0; j < cr.J; ++j) {
               const int k = cr.pow[j];
               const double* gj = P.g_chan + (b * cr.J + j) * N + p0;
-              axpy(k * cr.w[(b * cr.J + j) * C + c], gj, q[k - 1], n);
+              if (!chan_uniform[j]) axpy(k * cr.w[(b * cr.J + j) * C + c], gj, q[k - 1], n);
               if (P.grad_chan_w) {
                 P.grad_chan_w[(b * cr.J + j) * C + c] += dot(gj, pw[k - 1], n);
               }
@@ -224,6 +222,10 @@ void backward(const Problem<scalar_t>& P) {
               if (uniform[j]) {
                 sigma[k - 1] += k * gs * wj[0];
               } else {
+                if (coef[k - 1] != q[k - 1]) {  // the channel's first own term of power k
+                  std::copy(base[k - 1], base[k - 1] + n, q[k - 1]);
+                  coef[k - 1] = q[k - 1];
+                }
                 axpy(k * gs, wj, q[k - 1], n);
               }
               if (P.grad_space_w) {
@@ -231,12 +233,7 @@ void backward(const Problem<scalar_t>& P) {
               }
             }
           }
-          horner(pw[0], q[0], q[1], q[2], q[3], sigma, g, n);
-          if (P.g_cmax) {
-            const double gsc = max_grad(P.cidx + b * N + p0, static_cast<double>(c),
-                                        P.scale_of(b, c), gm, pw[0], g, n);
-            if (P.grad_scale) P.grad_scale[b * C + c] += gsc;
-          }
+          horner(pw[0], coef[0], coef[1], coef[2], coef[3], sigma, g, n);
           if (P.smax && !found[c]) {  // the first position reaching the max
             const double m = static_cast<double>(P.smax[b * C + c]);
             for (int64_t i = 0; i < n; ++i) {
@@ -248,6 +245,16 @@ void backward(const Problem<scalar_t>& P) {
             }
           }
           store_row(g, P.grad_x + (b * C + c) * N + p0, n);
+        }
+        if (P.g_cmax) {  // the channel maximum: to its arg-max channel, one pass per chunk
+          const double* ci = P.cidx + b * N + p0;
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t c = static_cast<int64_t>(ci[i]);
+            const int64_t at = (b * C + c) * N + p0 + i;
+            const double s = P.scale_of(b, c);
+            P.grad_x[at] = static_cast<scalar_t>(static_cast<double>(P.grad_x[at]) + s * gm[i]);
+            if (P.grad_scale) P.grad_scale[b * C + c] += gm[i] * static_cast<double>(P.x[at]);
+          }
         }
       }
     }
