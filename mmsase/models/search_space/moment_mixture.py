@@ -96,86 +96,58 @@ def moment_mixture(ops: Sequence[nn.Module], stats: FeatureStats,
     for i, _ in found.fusions:
         fusion = ops[i].fusion
         params += [fusion.conv.weight, fusion.conv.bias, fusion.bn.weight, fusion.bn.bias]
+    cfg = _Config(found.positions, len(found.mean), len(found.l4),
+                  [_SECOND_CODE[s] for s in seconds], norms, stats.dtype == torch.float64)
     with stats.full_precision():
         raw = stats.raw_sums(axis)
-        out = _MomentMixture.apply(raw, peak, weights[found.positions],
-                                   _Config(len(found.mean), len(found.l4),
-                                           [_SECOND_CODE[s] for s in seconds], norms),
-                                   *params)
+        if raw.stride(2) != 1:
+            raw = raw.contiguous()
+        out = _MomentMixture.apply(raw, peak, weights.contiguous(), cfg, *params)
         shape = (b, c, 1, 1) if axis == 'space' else (b, 1, h, w)
-        out = stats.restore(out.to(stats.dtype).view(shape))
+        out = stats.restore(out.view(shape))
     done = set(found.positions)
     return out, [i for i in range(len(ops)) if i not in done]
 
 
 class _Config(NamedTuple):
+    positions: List[int]  # of the ops' mixture weights: gap ops, l4 ops, fusions
     n_mean: int
     n_l4: int
     seconds: List[int]  # per fusion: 0 max, 1 std, 2 skew (the kernel's codes)
     norms: List[nn.Module]
+    out_double: bool  # else float32
 
 
 _SECOND_CODE = {'max': 0, 'std': 1, 'skew': 2}
 _EPS = [STD_EPS, SKEW_EPS, L4_EPS]
 
 
-def _update_running_stats(norms, mean: Tensor, var: Tensor, n: int) -> None:
-    """What ``nn.BatchNorm`` does to its buffers in a training step, per module."""
-    unbiased = var * (n / (n - 1))
-    for f, bn in enumerate(norms):
-        bn.num_batches_tracked.add_(1)
-        factor = (1.0 / float(bn.num_batches_tracked)
-                  if bn.momentum is None else bn.momentum)
-        bn.running_mean.lerp_(mean[f:f + 1].to(bn.running_mean.dtype), factor)
-        bn.running_var.lerp_(unbiased[f:f + 1].to(bn.running_var.dtype), factor)
-
-
 class _MomentMixture(torch.autograd.Function):
-    """``(raw (B, 4, L) f64, peak (B, L) | None, mix (K,), config, *params)`` → ``(B, L)``
-    float64, ``mix`` ordered as ``config``: the ``gap`` ops, the ``l4`` ops, the fusions;
-    ``params`` per fusion: conv weight, conv bias, BN weight, BN bias."""
+    """``(raw (B, 4, L) f64, peak (B, L) | None, weights (K,), config, *params)`` → ``(B, L)``
+    in the compute dtype: ``Σ weights[p] · op_p`` over the moment ops at ``config.positions``;
+    ``params`` per fusion: conv weight, conv bias, BN weight, BN bias. The kernel reads the
+    parameters and updates the BatchNorms' running statistics itself (a handful of scalars:
+    gathering them with torch operations cost more than the whole kernel on small maps)."""
 
     @staticmethod
-    def forward(ctx, raw, peak, mix, cfg: _Config, *params):
-        f64 = torch.float64
-        n_fuse = len(cfg.seconds)
-        peak64 = peak.to(f64).contiguous() if peak is not None else raw.new_empty(0)
-        if n_fuse:
-            conv_w = torch.cat([p.reshape(1, 2) for p in params[0::4]]).to(f64)  # (F, 2)
-            table = torch.cat([conv_w.t()] + [torch.cat(params[k::4]).to(f64)[None]
-                                              for k in (1, 2, 3)]).contiguous()  # (5, F)
-            training = cfg.norms[0].training
-            running_mean = torch.cat([bn.running_mean for bn in cfg.norms]).to(f64)
-            running_var = torch.cat([bn.running_var for bn in cfg.norms]).to(f64)
-            eps = torch.tensor([bn.eps for bn in cfg.norms], dtype=f64)
-        else:
-            table = raw.new_empty(0)
-            training = False
-            running_mean = running_var = eps = raw.new_empty(0)
-        mix64 = mix.to(f64).contiguous()
-        if raw.stride(2) != 1:
-            raw = raw.contiguous()
-        args = (raw, peak64, cfg.seconds, table, mix64, cfg.n_mean, cfg.n_l4, _EPS, training)
-        out, mean, var, kept, y = EXTENSION.load().forward(*args, running_mean, running_var,
-                                                           eps)
-        if training:
-            _update_running_stats(cfg.norms, mean, var, raw.shape[0] * raw.shape[2])
+    def forward(ctx, raw, peak, weights, cfg: _Config, *params):
+        norms = cfg.norms
+        training = bool(norms) and norms[0].training
+        peak = peak if peak is not None else raw.new_empty(0)
+        args = (raw, peak, cfg.seconds, list(params), weights, cfg.positions, cfg.n_mean,
+                cfg.n_l4, _EPS, training)
+        out, mean, var, kept, y = EXTENSION.load().forward(
+            *args, [bn.running_mean for bn in norms], [bn.running_var for bn in norms],
+            [bn.num_batches_tracked for bn in norms], [bn.eps for bn in norms],
+            [-1.0 if bn.momentum is None else bn.momentum for bn in norms], cfg.out_double)
         ctx.args = args
-        ctx.norm = (mean, var, eps, kept, y)
-        ctx.input_meta = (peak.dtype if peak is not None else None, mix.dtype,
-                          [(p.shape, p.dtype) for p in params])
+        ctx.saved = (mean, var, [bn.eps for bn in norms], kept, y)
+        ctx.has_peak = peak.numel() > 0
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        peak_dtype, mix_dtype, param_meta = ctx.input_meta
-        grad_raw, grad_peak, grad_mix, table = EXTENSION.load().backward(
-            g.to(torch.float64).contiguous(), *ctx.args, *ctx.norm)
-        grad_params = []
-        for f in range(len(param_meta) // 4):
-            values = (table[0:2, f], table[2, f], table[3, f], table[4, f])
-            for (shape, dtype), value in zip(param_meta[4 * f:4 * f + 4], values):
-                grad_params.append(value.reshape(shape).to(dtype))
-        grad_peak = grad_peak.to(peak_dtype) if peak_dtype is not None else None
-        return (grad_raw, grad_peak, grad_mix.to(mix_dtype), None, *grad_params)
+        grad_raw, grad_peak, grad_weights, *grad_params = EXTENSION.load().backward(
+            g, *ctx.args, *ctx.saved)
+        return (grad_raw, grad_peak if ctx.has_peak else None, grad_weights, None, *grad_params)

@@ -81,10 +81,28 @@ inline double dot(const double* __restrict a, const double* __restrict b, int64_
   return s;
 }
 
+// t[i] as a double, for a contiguous float32/float64 tensor.
+double value_at(const at::Tensor& t, int64_t i) {
+  double v = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "moment_mixture", [&] {
+    v = static_cast<double>(t.data_ptr<scalar_t>()[i]);
+  });
+  return v;
+}
+
+void set_value(at::Tensor& t, int64_t i, double v) {
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "moment_mixture", [&] {
+    t.data_ptr<scalar_t>()[i] = static_cast<scalar_t>(v);
+  });
+}
+
+// The per-call inputs: raw moments, maximum (float64, or empty), and per fusion f the
+// parameters params[4f..4f+3] = conv weight (2 values), conv bias, BN weight, BN bias; the
+// mixture weights mix[positions[k]] of the gap ops, the l4 ops and the fusions, in that order.
 Problem make_problem(const at::Tensor& raw, const at::Tensor& peak,
-                     const std::vector<int64_t>& seconds, const at::Tensor& params,
-                     const at::Tensor& mix, int64_t n_mean, int64_t n_l4,
-                     const std::vector<double>& eps) {
+                     const std::vector<int64_t>& seconds, const std::vector<at::Tensor>& params,
+                     const at::Tensor& mix, const std::vector<int64_t>& positions,
+                     int64_t n_mean, int64_t n_l4, const std::vector<double>& eps) {
   TORCH_CHECK(raw.scalar_type() == at::kDouble && raw.dim() == 3 && raw.size(1) == 4 &&
                   raw.stride(2) == 1 && raw.device().is_cpu(),
               "moment_mixture: raw must be a float64 (B, 4, L) CPU tensor with unit stride "
@@ -92,6 +110,12 @@ Problem make_problem(const at::Tensor& raw, const at::Tensor& peak,
   Problem P;
   P.B = raw.size(0), P.L = raw.size(2), P.F = static_cast<int64_t>(seconds.size());
   TORCH_CHECK(P.F <= kMaxFusions, "moment_mixture: at most ", kMaxFusions, " fusions");
+  TORCH_CHECK(static_cast<int64_t>(params.size()) == 4 * P.F,
+              "moment_mixture: 4 parameters per fusion");
+  TORCH_CHECK(static_cast<int64_t>(positions.size()) == n_mean + n_l4 + P.F &&
+                  mix.dim() == 1 && mix.is_contiguous(),
+              "moment_mixture: one mixture weight position per op");
+  TORCH_CHECK(eps.size() == 3, "moment_mixture: eps = (std, skew, l4)");
   P.raw = raw.data_ptr<double>();
   P.raw_sb = raw.stride(0), P.raw_sk = raw.stride(1);
   for (int64_t f = 0; f < P.F; ++f) {
@@ -101,28 +125,25 @@ Problem make_problem(const at::Tensor& raw, const at::Tensor& peak,
     if (s == kMax) {
       TORCH_CHECK(peak.numel() == P.B * P.L && peak.scalar_type() == at::kDouble &&
                       peak.is_contiguous(),
-                  "moment_mixture: a max fusion needs a contiguous float64 (B, L) peak");
+                  "moment_mixture: a max fusion needs a (B, L) peak");
       P.peak = peak.data_ptr<double>();
     }
+    const at::Tensor& w = params[4 * f];
+    TORCH_CHECK(w.numel() == 2 && w.is_contiguous(), "moment_mixture: conv weights have 2 values");
+    P.w0[f] = value_at(w, 0), P.w1[f] = value_at(w, 1);
+    P.bias[f] = value_at(params[4 * f + 1], 0);
+    P.gamma[f] = value_at(params[4 * f + 2], 0);
+    P.beta[f] = value_at(params[4 * f + 3], 0);
+    P.m_fuse[f] = value_at(mix, positions[n_mean + n_l4 + f]);
   }
-  TORCH_CHECK(params.scalar_type() == at::kDouble && params.is_contiguous() &&
-                  params.numel() == 5 * P.F,
-              "moment_mixture: params must be contiguous float64 (5, F)");
-  const double* p = params.data_ptr<double>();
-  TORCH_CHECK(mix.scalar_type() == at::kDouble && mix.is_contiguous() &&
-                  mix.numel() == n_mean + n_l4 + P.F,
-              "moment_mixture: mix must hold one float64 weight per op");
-  const double* m = mix.data_ptr<double>();
-  for (int64_t f = 0; f < P.F; ++f) {
-    P.w0[f] = p[f], P.w1[f] = p[P.F + f], P.bias[f] = p[2 * P.F + f];
-    P.gamma[f] = p[3 * P.F + f], P.beta[f] = p[4 * P.F + f];
-    P.m_fuse[f] = m[n_mean + n_l4 + f];
-  }
-  for (int64_t k = 0; k < n_mean; ++k) P.m_mean += m[k];
-  for (int64_t k = 0; k < n_l4; ++k) P.m_l4 += m[n_mean + k];
-  TORCH_CHECK(eps.size() == 3, "moment_mixture: eps = (std, skew, l4)");
+  for (int64_t k = 0; k < n_mean; ++k) P.m_mean += value_at(mix, positions[k]);
+  for (int64_t k = 0; k < n_l4; ++k) P.m_l4 += value_at(mix, positions[n_mean + k]);
   P.eps_std = eps[0], P.eps_skew = eps[1], P.eps_l4 = eps[2];
   return P;
+}
+
+at::Tensor as_double(const at::Tensor& t) {
+  return t.defined() && t.numel() ? t.to(at::kDouble).contiguous() : at::empty({0}, at::kDouble);
 }
 
 Saved saved_of(const at::Tensor& stats, const at::Tensor& y) {
@@ -133,18 +154,25 @@ Saved saved_of(const at::Tensor& stats, const at::Tensor& y) {
 
 }  // namespace
 
-// -> [out (B, L), batch mean (F), batch biased var (F), stats (3, B, L): σ, skew, l4,
-// y (F, B, L)]. With training=false, norm_mean / norm_var (F) normalise; with training=true
-// the batch's own statistics do, returned for the running-statistics update.
-std::vector<at::Tensor> moment_mixture_forward(const at::Tensor& raw, const at::Tensor& peak,
-                                               std::vector<int64_t> seconds,
-                                               const at::Tensor& params, const at::Tensor& mix,
-                                               int64_t n_mean, int64_t n_l4,
-                                               std::vector<double> eps, bool training,
-                                               const at::Tensor& norm_mean,
-                                               const at::Tensor& norm_var,
-                                               const at::Tensor& norm_eps) {
-  const Problem P = make_problem(raw, peak, seconds, params, mix, n_mean, n_l4, eps);
+// -> [out (B, L) (float64 or float32), batch mean (F), batch biased var (F), stats (3, B, L):
+// σ, skew, l4, y (F, B, L)] (float64). In training the batch's statistics normalise and the
+// BatchNorms' running statistics are updated as nn.BatchNorm does (momentum < 0: cumulative
+// average); otherwise the running statistics normalise.
+std::vector<at::Tensor> moment_mixture_forward(
+    const at::Tensor& raw, const at::Tensor& peak, std::vector<int64_t> seconds,
+    std::vector<at::Tensor> params, const at::Tensor& mix, std::vector<int64_t> positions,
+    int64_t n_mean, int64_t n_l4, std::vector<double> eps, bool training,
+    std::vector<at::Tensor> running_mean, std::vector<at::Tensor> running_var,
+    std::vector<at::Tensor> batches_tracked, std::vector<double> norm_eps,
+    std::vector<double> momentum, bool out_double) {
+  const at::Tensor peak64 = as_double(peak);
+  const Problem P = make_problem(raw, peak64, seconds, params, mix, positions, n_mean, n_l4, eps);
+  TORCH_CHECK(static_cast<int64_t>(running_mean.size()) == P.F &&
+                  static_cast<int64_t>(running_var.size()) == P.F &&
+                  static_cast<int64_t>(batches_tracked.size()) == P.F &&
+                  static_cast<int64_t>(norm_eps.size()) == P.F &&
+                  static_cast<int64_t>(momentum.size()) == P.F,
+              "moment_mixture: one BatchNorm per fusion");
   const int64_t B = P.B, L = P.L, F = P.F, n = B * L;
   auto f64 = raw.options();
   at::Tensor out = at::empty({B, L}, f64);
@@ -202,17 +230,22 @@ std::vector<at::Tensor> moment_mixture_forward(const at::Tensor& raw, const at::
         const double dm = sums[f] / n;
         mp[f] = y0[f] + dm;
         vp[f] = std::max(0.0, sums[F + f] / n - dm * dm);
+        int64_t* count = batches_tracked[f].data_ptr<int64_t>();
+        count[0] += 1;
+        const double factor = momentum[f] < 0 ? 1.0 / static_cast<double>(count[0]) : momentum[f];
+        const double unbiased = n > 1 ? vp[f] * n / (n - 1) : vp[f];
+        set_value(running_mean[f], 0,
+                  (1 - factor) * value_at(running_mean[f], 0) + factor * mp[f]);
+        set_value(running_var[f], 0,
+                  (1 - factor) * value_at(running_var[f], 0) + factor * unbiased);
       }
     } else {
-      TORCH_CHECK(norm_mean.numel() == F && norm_var.numel() == F,
-                  "moment_mixture: running statistics must have F entries");
-      mean.copy_(norm_mean);
-      var.copy_(norm_var);
+      for (int f = 0; f < F; ++f) {
+        mp[f] = value_at(running_mean[f], 0);
+        vp[f] = value_at(running_var[f], 0);
+      }
     }
-    TORCH_CHECK(norm_eps.numel() == F && norm_eps.scalar_type() == at::kDouble,
-                "moment_mixture: norm_eps must be float64 (F)");
-    const double* e = norm_eps.data_ptr<double>();
-    for (int f = 0; f < F; ++f) mu[f] = mp[f], inv[f] = 1.0 / std::sqrt(vp[f] + e[f]);
+    for (int f = 0; f < F; ++f) mu[f] = mp[f], inv[f] = 1.0 / std::sqrt(vp[f] + norm_eps[f]);
   }
   // Pass 2: the mixture.
   double* o = out.data_ptr<double>();
@@ -229,28 +262,28 @@ std::vector<at::Tensor> moment_mixture_forward(const at::Tensor& raw, const at::
       }
     }
   });
-  return {out, mean, var, stats, y};
+  return {out_double ? out : out.to(at::kFloat), mean, var, stats, y};
 }
 
-// -> [grad_raw (B, 4, L), grad_peak (B, L) or empty, grad_mix (n_mean + n_l4 + F),
-//     grad_params (5, F): w0, w1, bias, gamma, beta]
+// -> [grad_raw (B, 4, L) float64, grad_peak (B, L) as peak or empty, grad_mix (like mix,
+// zero at positions of other ops), then one gradient per parameter (like the parameter)].
 std::vector<at::Tensor> moment_mixture_backward(
-    const at::Tensor& grad, const at::Tensor& raw, const at::Tensor& peak,
-    std::vector<int64_t> seconds, const at::Tensor& params, const at::Tensor& mix,
-    int64_t n_mean, int64_t n_l4, std::vector<double> eps, bool training,
-    const at::Tensor& mean, const at::Tensor& var, const at::Tensor& norm_eps,
+    const at::Tensor& grad_out, const at::Tensor& raw, const at::Tensor& peak,
+    std::vector<int64_t> seconds, std::vector<at::Tensor> params, const at::Tensor& mix,
+    std::vector<int64_t> positions, int64_t n_mean, int64_t n_l4, std::vector<double> eps,
+    bool training, const at::Tensor& mean, const at::Tensor& var, std::vector<double> norm_eps,
     const at::Tensor& stats, const at::Tensor& y) {
-  const Problem P = make_problem(raw, peak, seconds, params, mix, n_mean, n_l4, eps);
-  TORCH_CHECK(grad.scalar_type() == at::kDouble && grad.is_contiguous() &&
-                  grad.numel() == P.B * P.L,
-              "moment_mixture: grad must be contiguous float64 (B, L)");
+  const at::Tensor peak64 = as_double(peak);
+  const Problem P = make_problem(raw, peak64, seconds, params, mix, positions, n_mean, n_l4, eps);
+  const at::Tensor grad = grad_out.to(at::kDouble).contiguous();
+  TORCH_CHECK(grad.numel() == P.B * P.L, "moment_mixture: grad must be (B, L)");
   const int64_t B = P.B, L = P.L, F = P.F, n = B * L;
   const Saved S = saved_of(stats, y);
   const double* g = grad.data_ptr<double>();
   double mu[kMaxFusions], inv[kMaxFusions], k_f[kMaxFusions], c_f[kMaxFusions];
   for (int f = 0; f < F; ++f) {
     mu[f] = mean.data_ptr<double>()[f];
-    inv[f] = 1.0 / std::sqrt(var.data_ptr<double>()[f] + norm_eps.data_ptr<double>()[f]);
+    inv[f] = 1.0 / std::sqrt(var.data_ptr<double>()[f] + norm_eps[f]);
     k_f[f] = P.gamma[f] * inv[f];         // z = k y + c
     c_f[f] = P.beta[f] - k_f[f] * mu[f];
   }
@@ -279,19 +312,18 @@ std::vector<at::Tensor> moment_mixture_backward(
     }
   });
   auto f64 = raw.options();
-  at::Tensor grad_mix = at::empty({n_mean + n_l4 + F}, f64);
-  at::Tensor grad_params = at::zeros({5, F}, f64);
-  double* gm = grad_mix.data_ptr<double>();
-  double* gp = grad_params.data_ptr<double>();
-  for (int64_t k = 0; k < n_mean; ++k) gm[k] = first[0];
-  for (int64_t k = 0; k < n_l4; ++k) gm[n_mean + k] = first[1];
+  at::Tensor grad_mix = at::zeros_like(mix);
+  for (int64_t k = 0; k < n_mean; ++k) set_value(grad_mix, positions[k], first[0]);
+  for (int64_t k = 0; k < n_l4; ++k) set_value(grad_mix, positions[n_mean + k], first[1]);
+  std::vector<at::Tensor> grad_params;
+  for (const at::Tensor& p : params) grad_params.push_back(at::empty_like(p));
   // BN backward: gy = γ inv (gz − a − ŷ c) with batch statistics (a, c: the means of gz and
   // gz ŷ), γ inv gz with fixed ones.
   double a[kMaxFusions], c[kMaxFusions];
   for (int f = 0; f < F; ++f) {
-    gm[n_mean + n_l4 + f] = first[2 + f];
-    gp[4 * F + f] = first[2 + F + f];      // beta
-    gp[3 * F + f] = first[2 + 2 * F + f];  // gamma
+    set_value(grad_mix, positions[n_mean + n_l4 + f], first[2 + f]);
+    set_value(grad_params[4 * f + 3], 0, first[2 + F + f]);      // BN bias
+    set_value(grad_params[4 * f + 2], 0, first[2 + 2 * F + f]);  // BN weight
     a[f] = training ? first[2 + F + f] / n : 0.0;
     c[f] = training ? first[2 + 2 * F + f] / n : 0.0;
   }
@@ -359,11 +391,14 @@ std::vector<at::Tensor> moment_mixture_backward(
     }
   });
   for (int f = 0; f < F; ++f) {
-    gp[f] = second[f];                  // w0
-    gp[F + f] = second[F + f];          // w1
-    gp[2 * F + f] = second[2 * F + f];  // bias
+    set_value(grad_params[4 * f], 0, second[f]);          // conv weight, first input
+    set_value(grad_params[4 * f], 1, second[F + f]);      // conv weight, second input
+    set_value(grad_params[4 * f + 1], 0, second[2 * F + f]);  // conv bias
   }
-  return {grad_raw, grad_peak, grad_mix, grad_params};
+  std::vector<at::Tensor> result = {
+      grad_raw, P.peak ? grad_peak.to(peak.scalar_type()) : grad_peak, grad_mix};
+  result.insert(result.end(), grad_params.begin(), grad_params.end());
+  return result;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
