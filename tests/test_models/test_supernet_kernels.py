@@ -127,15 +127,14 @@ def test_conv_stacks_gradcheck(edge, shape):
     structure = ([s[0] if len(s) == 2 else 1 for s in shapes], [s[-1] for s in shapes],
                  [conv.bias is not None for conv in convs], [len(op.convs) for op in stacks],
                  [op.relu_between for op in stacks])
-    weights = torch.randn(sum(c.weight.numel() for c in convs), dtype=torch.float64,
-                          requires_grad=True)
-    biases = torch.randn(sum(c.bias is not None for c in convs), dtype=torch.float64,
-                         requires_grad=True)
+    weights = [torch.randn_like(c.weight).requires_grad_() for c in convs]
+    biases = [torch.randn_like(c.bias).requires_grad_() for c in convs if c.bias is not None]
     h = torch.randn(shape[0], 1, 1, shape[1], dtype=torch.float64) if edge == 'ce1' else \
         torch.randn(shape, dtype=torch.float64)
     h.requires_grad_()
-    assert torch.autograd.gradcheck(lambda h, w, b: cs._ConvStacks.apply(h, w, b, structure),
-                                    (h, weights, biases))
+    assert torch.autograd.gradcheck(
+        lambda h, *params: cs._ConvStacks.apply(h, structure, len(weights), *params),
+        (h, *weights, *biases))
 
 
 @pytest.mark.parametrize('edge,shape', [('se', (4, 1, 9, 7)), ('ce1', (4, 12, 1, 1)),

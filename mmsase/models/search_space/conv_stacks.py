@@ -23,23 +23,41 @@ EXTENSION = LazyExtension(
 
 
 class _ConvStacks(torch.autograd.Function):
+    """``(h, structure, n_weights, *weights, *biases)`` → the stacked logits. The parameters
+    come in as they are (one autograd input each) and are flattened inside: flattening them
+    outside would add two nodes per convolution to the graph."""
 
     @staticmethod
-    def forward(ctx, h, weights, biases, structure):
-        logits, inter = EXTENSION.load().forward(h, weights, biases, *structure)
-        ctx.save_for_backward(h, weights, inter)
+    def forward(ctx, h, structure, n_weights, *params):
+        weights, biases = params[:n_weights], params[n_weights:]
+        flat_w = torch.cat([w.reshape(-1) for w in weights])
+        flat_b = torch.cat([b.reshape(-1) for b in biases]) if biases else flat_w.new_empty(0)
+        logits, inter = EXTENSION.load().forward(h, flat_w, flat_b, *structure)
+        ctx.save_for_backward(h, flat_w, inter)
         ctx.structure = structure
-        ctx.has_bias = biases.numel() > 0
+        ctx.shapes = [p.shape for p in params]
+        ctx.n_weights = n_weights
         return logits
 
     @staticmethod
     def backward(ctx, grad_logits):
-        h, weights, inter = ctx.saved_tensors
+        h, flat_w, inter = ctx.saved_tensors
+        n_weights, shapes = ctx.n_weights, ctx.shapes
         need = ctx.needs_input_grad
+        need_w = any(need[3:3 + n_weights])
+        need_b = len(shapes) > n_weights and any(need[3 + n_weights:])
         grad_h, grad_w, grad_b = EXTENSION.load().backward(
-            h, weights, inter, grad_logits.contiguous(), *ctx.structure, need[0], need[1],
-            need[2] and ctx.has_bias)
-        return grad_h, grad_w, grad_b, None
+            h, flat_w, inter, grad_logits.contiguous(), *ctx.structure, need[0], need_w,
+            need_b)
+
+        def split(flat, part_shapes):
+            if flat is None:
+                return [None] * len(part_shapes)
+            sizes = [torch.Size(s).numel() for s in part_shapes]
+            return [g.view(s) for g, s in zip(flat.split(sizes), part_shapes)]
+
+        return (grad_h, None, None, *split(grad_w, shapes[:n_weights]),
+                *split(grad_b, shapes[n_weights:]))
 
 
 def conv_stack_logits(ops: Sequence[torch.nn.Module], v: Tensor) -> Tensor:
@@ -52,10 +70,9 @@ def conv_stack_logits(ops: Sequence[torch.nn.Module], v: Tensor) -> Tensor:
     structure = ([s[0] if len(s) == 2 else 1 for s in shapes], [s[-1] for s in shapes],
                  [conv.bias is not None for conv in convs], [len(op.convs) for op in ops],
                  [op.relu_between for op in ops])
-    weights = torch.cat([conv.weight.reshape(-1) for conv in convs])
+    weights = [conv.weight for conv in convs]
     biases = [conv.bias for conv in convs if conv.bias is not None]
-    biases = torch.cat(biases) if biases else weights.new_empty(0)
-    logits = _ConvStacks.apply(h.contiguous(), weights, biases, structure)
+    logits = _ConvStacks.apply(h.contiguous(), structure, len(weights), *weights, *biases)
     return logits.view(len(ops), *v.shape)
 
 
