@@ -1,4 +1,4 @@
-"""Cost of the SASE search on ResNet-20, batch 64, CPU: iterations/s and peak memory of
+"""Cost of the SASE search on ResNet-20, batch 64, CPU: time per iteration and peak memory of
 
 * the derived network's training step (fixed SASE blocks),
 * one supernet training step (weights only, all operations mixed: the search's weight step,
@@ -6,16 +6,17 @@
 * a first-order search iteration (α step on one split + weight step on the other),
 * a second-order (unrolled) search iteration,
 
-each measured in its own process (peak RSS above the RSS before the first step), printed
-side by side with the ratios the issue sets as goals:
+printed side by side with the ratios the issue sets as goals:
 supernet <= 2x derived; first order <= 2.2x supernet; second order <= 2.5x first order
 with peak memory <= 1.5x first order.
 
-Timings on a shared 2-core machine drift by ±10 % between processes, so every mode is
-measured in ``--repeats`` processes, the modes taking turns (derived, supernet, first, second,
-derived, ...), and the median over the processes is reported.
+Time: the speed of this shared 2-core machine drifts — the same step measured 0.25 s in one
+process and 0.38 s in the next — so one process builds all four and runs them in turns
+(derived, supernet, first, second, derived, ...) for ``--rounds`` rounds: a drift then slows
+every step alike. Reported: each step's median, and each ratio as the median of its per-round
+ratios. Memory: each step in its own process (peak RSS above the RSS before its first step).
 
-    python tools/analysis/benchmark_search.py [--batch-size 64] [--iters 6] [--repeats 3]
+    python tools/analysis/benchmark_search.py [--batch-size 64] [--rounds 8] [--iters 3]
 """
 import argparse
 import json
@@ -54,7 +55,8 @@ def make_batch(batch_size, seed):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def measure(mode: str, batch_size: int, iters: int) -> dict:
+def build_step(mode: str, batch_size: int):
+    """One training iteration of ``mode`` as a function of no arguments."""
     import torch
     from mmengine.optim import OptimWrapper, OptimWrapperDict
     from mmengine.registry import init_default_scope
@@ -95,52 +97,74 @@ def measure(mode: str, batch_size: int, iters: int) -> dict:
         def step():
             model.train_step(dict(weights=w_batch, architecture=a_batch), wrappers)
 
+    return step
+
+
+def peak_memory(mode: str, batch_size: int, iters: int) -> dict:
+    """Peak RSS of ``iters`` iterations of ``mode`` above the RSS before the first one."""
+    step = build_step(mode, batch_size)
     before = rss_mb()
-    step()  # warm-up (allocator, momentum buffers)
-    times = []
     for _ in range(iters):
-        start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(mode=mode, seconds=statistics.median(times), peak_mb=peak - before)
+    return dict(mode=mode, peak_mb=peak - before)
+
+
+def interleaved_times(batch_size: int, rounds: int) -> dict:
+    """``{mode: [seconds per round]}``, the modes run in turns in this process."""
+    steps = {mode: build_step(mode, batch_size) for mode in MODES}
+    for step in steps.values():  # warm-up (allocator, momentum buffers)
+        step()
+    times = {mode: [] for mode in MODES}
+    for _ in range(rounds):
+        for mode, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[mode].append(time.perf_counter() - start)
+    return times
+
+
+def child(args) -> dict:
+    if args.mode == 'timing':
+        return interleaved_times(args.batch_size, args.rounds)
+    return peak_memory(args.mode, args.batch_size, args.iters)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--iters', type=int, default=6)
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='processes per mode, taking turns; the median is reported')
-    parser.add_argument('--mode', choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument('--rounds', type=int, default=8,
+                        help='rounds of the interleaved timing (one iteration of each step)')
+    parser.add_argument('--iters', type=int, default=3,
+                        help='iterations of each memory measurement')
+    parser.add_argument('--mode', choices=MODES + ('timing', ), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:  # a child process
-        print(json.dumps(measure(args.mode, args.batch_size, args.iters)))
+        print(json.dumps(child(args)))
         return
-    runs = {mode: [] for mode in MODES}
-    for _ in range(max(1, args.repeats)):
-        for mode in MODES:
-            out = subprocess.run([sys.executable, __file__, '--mode', mode, '--batch-size',
-                                  str(args.batch_size), '--iters', str(args.iters)],
-                                 capture_output=True, text=True, check=True)
-            runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    rows = {
-        mode: dict(seconds=statistics.median(r['seconds'] for r in results),
-                   peak_mb=statistics.median(r['peak_mb'] for r in results))
-        for mode, results in runs.items()
-    }
-    print(f'ResNet-20, batch {args.batch_size}, CPU, median of {args.iters} iterations in each '
-          f'of {max(1, args.repeats)} processes per step')
+
+    def run_child(mode):
+        out = subprocess.run([sys.executable, __file__, '--mode', mode, '--batch-size',
+                              str(args.batch_size), '--rounds', str(args.rounds), '--iters',
+                              str(args.iters)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    mem = {mode: run_child(mode)['peak_mb'] for mode in MODES}
+    times = run_child('timing')
+    t = {mode: statistics.median(times[mode]) for mode in MODES}
+
+    def ratio(a, b):  # median of the per-round ratios
+        return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+    print(f'ResNet-20, batch {args.batch_size}, CPU; time: median of {args.rounds} rounds, '
+          'the steps taking turns in one process; memory: each step in its own process')
     print(f'{"step":<14}{"s/iter":>9}{"iter/s":>9}{"peak MB":>10}')
     for mode in MODES:
-        r = rows[mode]
-        print(f'{mode:<14}{r["seconds"]:>9.3f}{1 / r["seconds"]:>9.2f}{r["peak_mb"]:>10.0f}')
-    t = {m: rows[m]['seconds'] for m in MODES}
-    mem = {m: rows[m]['peak_mb'] for m in MODES}
+        print(f'{mode:<14}{t[mode]:>9.3f}{1 / t[mode]:>9.2f}{mem[mode]:>10.0f}')
     checks = [
-        ('supernet / derived', t['supernet'] / t['derived'], 2.0),
-        ('first order / supernet', t['first_order'] / t['supernet'], 2.2),
-        ('second / first order', t['second_order'] / t['first_order'], 2.5),
+        ('supernet / derived', ratio('supernet', 'derived'), 2.0),
+        ('first order / supernet', ratio('first_order', 'supernet'), 2.2),
+        ('second / first order', ratio('second_order', 'first_order'), 2.5),
         ('memory second / first', mem['second_order'] / max(mem['first_order'], 1e-9), 1.5),
     ]
     for name, value, goal in checks:
