@@ -294,3 +294,33 @@ def test_bilinear_resize_is_interpolate(size_in, size_out):
     g = torch.randn_like(ref)
     (grad, ), (ref_grad, ) = (torch.autograd.grad(y, x, g) for y in (out, ref))
     torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('shift', [0.0, 3.0])
+def test_float32_supernet_gradient_is_as_accurate_as_eager_float32(shift, monkeypatch):
+    """The kernels' backward evaluates its polynomial in float32 for float32 input: its error
+    against float64 must stay at the level of torch's own float32 path (also for maps whose
+    mean is large against their spread, where raw moments cancel)."""
+    import copy
+    torch.manual_seed(0)
+    block = SASESupernet(16).train()
+    block64 = copy.deepcopy(block).double()
+    eager = copy.deepcopy(block)
+    x = torch.randn(6, 16, 10, 10) + shift
+    g = torch.randn_like(x)
+
+    def grad(module, inp):
+        inp = inp.clone().requires_grad_()
+        module(inp).backward(g.to(inp.dtype))
+        return inp.grad.double()
+
+    exact = grad(block64, x.double())
+    fused = grad(block, x)
+    monkeypatch.setenv(ps.DISABLE_ENV, '1')
+    eager_grad = grad(eager, x)
+
+    def error(a):
+        return ((a - exact).norm() / exact.norm()).item()
+
+    assert error(fused) < max(3 * error(eager_grad), 1e-7)
+    assert error(fused) < 1e-6

@@ -13,7 +13,8 @@ squeeze edges, which apply all seven ops, read ``x`` a few times instead of doze
 gradient with respect to ``x`` is one cubic polynomial per element (see ``csrc/power_sums.cpp``).
 
 Sums, weights and their gradients are float64 — central moments are differences of raw
-moments — while ``x`` and its gradient stay float32 (or float64). The kernel serves contiguous
+moments — while ``x`` and its gradient stay float32 (or float64); the gradient's per-element
+polynomial is evaluated in ``x``'s precision. The kernel serves contiguous
 float32/float64 CPU tensors (:func:`kernel_applies`); elsewhere the squeeze ops use their
 eager formulas, which compute the same values.
 """

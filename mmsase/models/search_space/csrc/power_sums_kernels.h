@@ -4,17 +4,21 @@
 // guard and no #include here: everything this uses is included before.
 //
 // Each work item is one sample; its positions are processed in chunks of kChunk, each row
-// chunk converted to float64 once (`load_row`) and then reused by every weighted row.
+// chunk converted once (`load_row`) and then reused by every weighted row: to float64 in the
+// forward pass (the sums), to x's own type in the backward pass (the gradient of x is
+// x's type: its per-element polynomial is evaluated in that precision, as torch's own
+// backward of the same statistics would be; the weights' gradients are summed in float64).
 
-// out[i] = double(row[i])
-template <typename scalar_t>
-inline void load_row(const scalar_t* __restrict row, double* __restrict out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(row[i]);
+// out[i] = T(row[i])
+template <typename scalar_t, typename T>
+inline void load_row(const scalar_t* __restrict row, T* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(row[i]);
 }
 
 // p2..p4 = p1^2..p1^4, as far as kmax needs.
-inline void powers(const double* __restrict p1, double* __restrict p2, double* __restrict p3,
-                   double* __restrict p4, int kmax, int64_t n) {
+template <typename T>
+inline void powers(const T* __restrict p1, T* __restrict p2, T* __restrict p3,
+                   T* __restrict p4, int kmax, int64_t n) {
   if (kmax >= 2)
     for (int64_t i = 0; i < n; ++i) p2[i] = p1[i] * p1[i];
   if (kmax >= 3)
@@ -23,16 +27,18 @@ inline void powers(const double* __restrict p1, double* __restrict p2, double* _
     for (int64_t i = 0; i < n; ++i) p4[i] = p2[i] * p2[i];
 }
 
-// acc[i] += w · v[i]
-inline void axpy(double w, const double* __restrict v, double* __restrict acc, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += w * v[i];
+// acc[i] += w · v[i] (the product in float64, the sum in acc's type)
+template <typename V, typename T>
+inline void axpy(double w, const V* __restrict v, T* __restrict acc, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<T>(w * static_cast<double>(v[i]));
 }
 
-// Σ a[i] · b[i]
-inline double dot(const double* __restrict a, const double* __restrict b, int64_t n) {
+// Σ a[i] · b[i], in float64
+template <typename T>
+inline double dot(const double* __restrict a, const T* __restrict b, int64_t n) {
   double s = 0.0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) s += a[i] * static_cast<double>(b[i]);
   return s;
 }
 
@@ -75,13 +81,14 @@ inline double row_max(const double* __restrict v, int64_t n) {
 
 // out[i] = (q1 + s1) + x ((q2 + s2) + x ((q3 + s3) + x (q4 + s4))): per-element coefficients
 // q plus per-row constants s, each already carrying its power's factor.
-inline void horner(const double* __restrict x, const double* __restrict q1,
-                   const double* __restrict q2, const double* __restrict q3,
-                   const double* __restrict q4, const double* s, double* __restrict out,
-                   int64_t n) {
-  const double s1 = s[0], s2 = s[1], s3 = s[2], s4 = s[3];
+template <typename T>
+inline void horner(const T* __restrict x, const T* __restrict q1, const T* __restrict q2,
+                   const T* __restrict q3, const T* __restrict q4, const double* s,
+                   T* __restrict out, int64_t n) {
+  const T s1 = static_cast<T>(s[0]), s2 = static_cast<T>(s[1]), s3 = static_cast<T>(s[2]),
+          s4 = static_cast<T>(s[3]);
   for (int64_t i = 0; i < n; ++i) {
-    const double v = x[i];
+    const T v = x[i];
     out[i] = (q1[i] + s1) + v * ((q2[i] + s2) + v * ((q3[i] + s3) + v * (q4[i] + s4)));
   }
 }
@@ -94,8 +101,8 @@ inline bool constant(const double* v, int64_t n) {
 }
 
 // out[i] = scalar_t(g[i])
-template <typename scalar_t>
-inline void store_row(const double* __restrict g, scalar_t* __restrict out, int64_t n) {
+template <typename T, typename scalar_t>
+inline void store_row(const T* __restrict g, scalar_t* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(g[i]);
 }
 
@@ -154,16 +161,17 @@ void backward(const Problem<scalar_t>& P) {
   const int kmax = max_power(cr, sr);
   // x's powers are needed for the weights' gradients only; the gradient of x needs x.
   const bool need_powers = P.grad_chan_w || P.grad_space_w;
+  using T = scalar_t;  // the backward pass's element type (see the top of this file)
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<double> buf(static_cast<size_t>((3 * kMaxPower + 2) * kChunk));
-    double *pw[kMaxPower], *q[kMaxPower], *base[kMaxPower];
+    std::vector<T> buf(static_cast<size_t>((3 * kMaxPower + 2) * kChunk));
+    T *pw[kMaxPower], *q[kMaxPower], *base[kMaxPower];
     for (int k = 0; k < kMaxPower; ++k) {
       pw[k] = buf.data() + k * kChunk;
       q[k] = buf.data() + (kMaxPower + k) * kChunk;
       base[k] = buf.data() + (2 * kMaxPower + k) * kChunk;
     }
-    double* g = buf.data() + 3 * kMaxPower * kChunk;
-    double* gm = g + kChunk;
+    T* g = buf.data() + 3 * kMaxPower * kChunk;
+    T* gm = g + kChunk;
     std::vector<char> found(static_cast<size_t>(C)), uniform(static_cast<size_t>(sr.J)),
         chan_uniform(static_cast<size_t>(cr.J));
     for (int64_t b = b0; b < b1; ++b) {
@@ -189,7 +197,7 @@ void backward(const Problem<scalar_t>& P) {
         for (int64_t j = 0; j < sr.J; ++j) {
           uniform[j] = P.g_space && constant(sr.w + (b * sr.J + j) * N + p0, n);
         }
-        for (int k = 0; k < kMaxPower; ++k) std::fill(base[k], base[k] + n, 0.0);
+        for (int k = 0; k < kMaxPower; ++k) std::fill(base[k], base[k] + n, T(0));
         for (int64_t j = 0; j < cr.J; ++j) {
           if (!chan_uniform[j]) continue;
           const int k = cr.pow[j];
@@ -198,7 +206,7 @@ void backward(const Problem<scalar_t>& P) {
         for (int64_t c = 0; c < C; ++c) {
           load_row(P.x + (b * C + c) * N + p0, pw[0], n);
           if (need_powers) powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
-          const double* coef[kMaxPower];  // q[k] once this channel has its own terms
+          const T* coef[kMaxPower];  // q[k] once this channel has its own terms
           for (int k = 0; k < kMaxPower; ++k) {
             if (per_channel[k]) std::copy(base[k], base[k] + n, q[k]);
             coef[k] = per_channel[k] ? q[k] : base[k];
@@ -235,10 +243,10 @@ void backward(const Problem<scalar_t>& P) {
           }
           horner(pw[0], coef[0], coef[1], coef[2], coef[3], sigma, g, n);
           if (P.smax && !found[c]) {  // the first position reaching the max
-            const double m = static_cast<double>(P.smax[b * C + c]);
+            const T m = static_cast<T>(P.smax[b * C + c]);
             for (int64_t i = 0; i < n; ++i) {
               if (pw[0][i] == m) {
-                g[i] += static_cast<double>(P.g_smax[b * C + c]);
+                g[i] += static_cast<T>(P.g_smax[b * C + c]);
                 found[c] = 1;
                 break;
               }
