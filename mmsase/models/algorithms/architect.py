@@ -106,15 +106,14 @@ class Architect:
         # arithmetic, one call per list instead of a few per tensor — a supernet has ~1000.)
         train_grads = self._grad(self._loss(train_batch), weights)
         with torch.no_grad():
-            steps = torch._foreach_add(
-                train_grads, torch._foreach_mul(weights, [wd for *_, wd in sgd_weights]))
+            steps = _foreach_axpy(train_grads, weights, [wd for *_, wd in sgd_weights])
             with_buffer = [i for i, (_, _, _, buf, _) in enumerate(sgd_weights)
                            if buf is not None]
             if with_buffer:
-                momentum_terms = torch._foreach_mul([sgd_weights[i][3] for i in with_buffer],
-                                                    [sgd_weights[i][2] for i in with_buffer])
+                momentum_terms = _foreach_axpy(None, [sgd_weights[i][3] for i in with_buffer],
+                                               [sgd_weights[i][2] for i in with_buffer])
                 torch._foreach_add_([steps[i] for i in with_buffer], momentum_terms)
-            virtual_weights = list(torch._foreach_sub(weights, torch._foreach_mul(steps, lr)))
+            virtual_weights = list(torch._foreach_add(weights, steps, alpha=-lr))
         for w in virtual_weights:
             w.requires_grad_()
         del train_grads, steps
@@ -128,12 +127,11 @@ class Architect:
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(val_weight_grads)))
         if grad_norm == 0:  # L_val does not depend on w: nothing to correct
             return alpha_grad, val_loss.detach()
-        eps = self.finite_difference_scale / grad_norm
+        eps = self.finite_difference_scale / grad_norm.item()
         alpha_grads_at = []
         for sign in (1.0, -1.0):
             with torch.no_grad():
-                shifted = torch._foreach_add(
-                    weights, torch._foreach_mul(val_weight_grads, sign * eps))
+                shifted = torch._foreach_add(weights, val_weight_grads, alpha=sign * eps)
             shifted_loss = self._loss(train_batch, dict(zip(names, shifted)))
             alpha_grads_at.append(self._grad(shifted_loss, [self.alpha])[0])
             del shifted, shifted_loss
@@ -191,3 +189,15 @@ class Architect:
             raise ValueError('the unrolled step needs exactly one learning rate '
                              f'for the network weights, got {sorted(learning_rates)}')
         return learning_rates.pop(), sgd_weights
+
+
+def _foreach_axpy(ys: Optional[List[Tensor]], xs: List[Tensor],
+                  scales: List[float]) -> List[Tensor]:
+    """``[y + s · x]`` (``[s · x]`` without ``ys``) as new tensors: one foreach call when all
+    ``scales`` are equal (the usual single parameter group), one per tensor otherwise."""
+    if len(set(scales)) <= 1:
+        s = scales[0] if scales else 0.0
+        return list(torch._foreach_mul(xs, s) if ys is None else
+                    torch._foreach_add(ys, xs, alpha=s))
+    scaled = torch._foreach_mul(xs, scales)
+    return list(scaled if ys is None else torch._foreach_add(ys, scaled))
