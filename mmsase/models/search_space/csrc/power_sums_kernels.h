@@ -106,6 +106,42 @@ inline void store_row(const T* __restrict g, scalar_t* __restrict out, int64_t n
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(g[i]);
 }
 
+// The forward pass of one chunk when every row of the sample has one weight for all its
+// entries (the raw moments: 1/C, 1/N): one loop per channel forms x..x⁴, adds them to the
+// chunk's channel sums a[k] and to the channel's sums over the chunk, and updates the maxima —
+// instead of a pass per power, per row and per maximum. The weights are applied at the end.
+template <typename scalar_t>
+inline void forward_uniform_channel(const scalar_t* __restrict row, int64_t n,
+                                    double* __restrict a1, double* __restrict a2,
+                                    double* __restrict a3, double* __restrict a4,
+                                    double* sums, double* peak, double* __restrict cm,
+                                    double* __restrict ci, double scale, double c) {
+  double s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, m = *peak;
+  if (cm) {
+#pragma omp simd reduction(+ : s1, s2, s3, s4) reduction(max : m)
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = static_cast<double>(row[i]), x2 = x * x;
+      a1[i] += x, a2[i] += x2, a3[i] += x2 * x, a4[i] += x2 * x2;
+      s1 += x, s2 += x2, s3 += x2 * x, s4 += x2 * x2;
+      m = std::max(m, x);
+      const double v = scale * x;
+      const bool gt = v > cm[i];  // strictly: the first channel reaching the max keeps it
+      cm[i] = gt ? v : cm[i];
+      ci[i] = gt ? c : ci[i];
+    }
+  } else {
+#pragma omp simd reduction(+ : s1, s2, s3, s4) reduction(max : m)
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = static_cast<double>(row[i]), x2 = x * x;
+      a1[i] += x, a2[i] += x2, a3[i] += x2 * x, a4[i] += x2 * x2;
+      s1 += x, s2 += x2, s3 += x2 * x, s4 += x2 * x2;
+      m = std::max(m, x);
+    }
+  }
+  sums[0] += s1, sums[1] += s2, sums[2] += s3, sums[3] += s4;
+  *peak = m;
+}
+
 template <typename scalar_t>
 void forward(const Problem<scalar_t>& P) {
   const int64_t B = P.B, C = P.C, N = P.N;
@@ -121,8 +157,38 @@ void forward(const Problem<scalar_t>& P) {
       double* space = P.space_out ? P.space_out + b * sr.J * C : nullptr;
       if (space) std::fill(space, space + sr.J * C, 0.0);
       if (P.smax) std::fill(P.smax + b * C, P.smax + (b + 1) * C, scalar_t(kNegInf));
+      bool uniform = true;
+      for (int64_t j = 0; j < cr.J; ++j) uniform &= constant(cr.w + (b * cr.J + j) * C, C);
+      for (int64_t j = 0; j < sr.J; ++j) uniform &= constant(sr.w + (b * sr.J + j) * N, N);
       for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
         const int64_t n = std::min(kChunk, N - p0);
+        if (uniform) {
+          double* ci = P.cidx ? P.cidx + b * N + p0 : nullptr;
+          if (P.cmax) {
+            std::fill(cm, cm + n, kNegInf);
+            std::fill(ci, ci + n, 0.0);
+          }
+          for (int k = 0; k < kMaxPower; ++k) std::fill(pw[k], pw[k] + n, 0.0);
+          for (int64_t c = 0; c < C; ++c) {
+            double sums[kMaxPower] = {0.0, 0.0, 0.0, 0.0};
+            double peak = P.smax ? static_cast<double>(P.smax[b * C + c]) : kNegInf;
+            forward_uniform_channel(P.x + (b * C + c) * N + p0, n, pw[0], pw[1], pw[2], pw[3],
+                                    sums, &peak, P.cmax ? cm : nullptr, ci, P.scale_of(b, c),
+                                    static_cast<double>(c));
+            for (int64_t j = 0; j < sr.J; ++j) {
+              space[j * C + c] += sr.w[(b * sr.J + j) * N] * sums[sr.pow[j] - 1];
+            }
+            if (P.smax) P.smax[b * C + c] = static_cast<scalar_t>(peak);
+          }
+          for (int64_t j = 0; j < cr.J; ++j) {
+            const double w = cr.w[(b * cr.J + j) * C];
+            const double* a = pw[cr.pow[j] - 1];
+            double* out = P.chan_out + (b * cr.J + j) * N + p0;
+            for (int64_t i = 0; i < n; ++i) out[i] = w * a[i];
+          }
+          if (P.cmax) store_row(cm, P.cmax + b * N + p0, n);
+          continue;
+        }
         for (int64_t j = 0; j < cr.J; ++j) {
           double* acc = P.chan_out + (b * cr.J + j) * N + p0;
           std::fill(acc, acc + n, 0.0);
