@@ -157,7 +157,7 @@ void forward(const Problem<scalar_t>& P) {
       double* space = P.space_out ? P.space_out + b * sr.J * C : nullptr;
       if (space) std::fill(space, space + sr.J * C, 0.0);
       if (P.smax) std::fill(P.smax + b * C, P.smax + (b + 1) * C, scalar_t(kNegInf));
-      bool uniform = true;
+      bool uniform = cr.J + sr.J > 0;  // (maxima alone: the general loop is leaner)
       for (int64_t j = 0; j < cr.J; ++j) uniform &= constant(cr.w + (b * cr.J + j) * C, C);
       for (int64_t j = 0; j < sr.J; ++j) uniform &= constant(sr.w + (b * sr.J + j) * N, N);
       for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
