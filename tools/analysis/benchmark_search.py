@@ -168,7 +168,8 @@ def main():
         ('memory second / first', mem['second_order'] / max(mem['first_order'], 1e-9), 1.5),
     ]
     for name, value, goal in checks:
-        print(f'{name:<24}{value:>6.2f}x  (goal <= {goal}x: {"met" if value <= goal else "missed"})')
+        verdict = 'met' if value <= goal else 'missed'
+        print(f'{name:<24}{value:>6.2f}x  (goal <= {goal}x: {verdict})')
 
 
 if __name__ == '__main__':
