@@ -11,9 +11,11 @@ and the maximum along the squeezed axis::
 
 each BN a one-channel BatchNorm over all ``B·L`` values. In the supernet every edge applies all
 of them, and written op by op their weighted sum ``Σ_o w_o · o`` is ~150 small autograd nodes
-per edge. :func:`moment_mixture` computes it as one node whose forward and backward are a few
-operations on ``(B, F, L)`` stacks (``F`` the two-statistic ops), in float64 — the values of
-the ops themselves, with the BatchNorms' running statistics updated as the modules would.
+per edge. :func:`moment_mixture` computes it as one node whose forward and backward are one
+call each of a C++ kernel (``csrc/moment_mixture.cpp``, float64 inside, compiled on first use)
+— the values of the ops themselves, with the BatchNorms' running statistics updated as the
+modules would. Where the kernel does not apply (see :func:`moment_mixture`) or does not build,
+the ops run one by one.
 """
 import os
 from typing import List, NamedTuple, Optional, Sequence, Tuple
