@@ -37,8 +37,9 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def interleaved_latency(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """Median seconds per call of each function, timed round-robin.
+def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Seconds of each call of each function, ``{name: [seconds] * repeats}``, timed
+    round-robin (one call of each function per round).
 
     Timing the models one after another lets drift on a shared machine (other jobs, clock
     changes) land on one model; interleaving spreads it over all of them.
@@ -52,6 +53,13 @@ def interleaved_latency(fns: dict, repeats: int, warmup: int = 2) -> dict:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_latency(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median seconds per call of each function, timed round-robin
+    (:func:`interleaved_times`)."""
+    times = interleaved_times(fns, repeats, warmup)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

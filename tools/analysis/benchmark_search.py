@@ -24,7 +24,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 MODES = ('derived', 'supernet', 'first_order', 'second_order')
 
@@ -110,23 +109,16 @@ def peak_memory(mode: str, batch_size: int, iters: int) -> dict:
     return dict(mode=mode, peak_mb=peak - before)
 
 
-def interleaved_times(batch_size: int, rounds: int) -> dict:
+def step_times(batch_size: int, rounds: int) -> dict:
     """``{mode: [seconds per round]}``, the modes run in turns in this process."""
+    from benchmark import interleaved_times  # tools/analysis/benchmark.py, next to this file
     steps = {mode: build_step(mode, batch_size) for mode in MODES}
-    for step in steps.values():  # warm-up (allocator, momentum buffers)
-        step()
-    times = {mode: [] for mode in MODES}
-    for _ in range(rounds):
-        for mode, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[mode].append(time.perf_counter() - start)
-    return times
+    return interleaved_times(steps, rounds, warmup=1)
 
 
 def child(args) -> dict:
     if args.mode == 'timing':
-        return interleaved_times(args.batch_size, args.rounds)
+        return step_times(args.batch_size, args.rounds)
     return peak_memory(args.mode, args.batch_size, args.iters)
 
 
