@@ -278,9 +278,12 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
 @pytest.mark.parametrize('hw', [(32, 32), (16, 24), (8, 8), (13, 17), (4, 4)])
 def test_grid_pool_is_adaptive_average_pooling(hw):
     from mmsase.models.search_space.common import grid_pool
-    x = torch.randn(2, 3, *hw, dtype=torch.float64)
-    torch.testing.assert_close(grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8), rtol=1e-12,
-                               atol=1e-12)
+    x = torch.randn(2, 3, *hw, dtype=torch.float64, requires_grad=True)
+    out, ref = grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    (grad, ), (ref_grad, ) = (torch.autograd.grad(y, x, g) for y in (out, ref))
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize('size_in,size_out', [((8, 8), (32, 32)), ((8, 8), (13, 21)),

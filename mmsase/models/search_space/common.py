@@ -671,10 +671,29 @@ def grid_pool(x: Tensor, size: int) -> Tensor:
     if h == size and w == size:
         return x
     if h % size == 0 and w % size == 0:
-        # two contiguous reductions: faster than avg_pool2d, and than one over two axes
+        return _BlockMean.apply(x, size)
+    return F.adaptive_avg_pool2d(x, size)
+
+
+class _BlockMean(torch.autograd.Function):
+    """Means of the ``(H/s) × (W/s)`` blocks of ``x (B, C, H, W)`` → ``(B, C, s, s)``: two
+    contiguous reductions forward (faster than ``avg_pool2d``, and than one over two axes);
+    backward one broadcast copy (autograd of the two means writes two full-size tensors)."""
+
+    @staticmethod
+    def forward(ctx, x, size):
+        b, c, h, w = x.shape
+        ctx.shape = x.shape
         rows = x.view(b, c, size, h // size, w).mean(3)
         return rows.view(b, c, size, size, w // size).mean(4)
-    return F.adaptive_avg_pool2d(x, size)
+
+    @staticmethod
+    def backward(ctx, g):
+        b, c, h, w = ctx.shape
+        s = g.shape[-1]
+        kh, kw = h // s, w // s
+        spread = (g / (kh * kw)).view(b, c, s, 1, s, 1).expand(b, c, s, kh, s, kw)
+        return spread.reshape(b, c, h, w), None
 
 
 @functools.lru_cache(maxsize=32)
@@ -798,7 +817,9 @@ def weighted_sum(outputs: Union[Sequence[Tensor], Tensor], weights: Tensor) -> T
     """``Σ_k weights[k] · outputs[k]`` for ``K`` same-shaped outputs (a sequence, or a tensor
     stacked along dim 0) and ``weights (K,)``."""
     stacked = outputs if isinstance(outputs, Tensor) else torch.stack(list(outputs))
-    return (stacked * weights.to(stacked.dtype).view(-1, *(1, ) * (stacked.dim() - 1))).sum(0)
+    k = stacked.shape[0]
+    # one vector-matrix product: one pass over the outputs forward and one per gradient
+    return (weights.to(stacked.dtype).view(1, k) @ stacked.reshape(k, -1)).view(stacked.shape[1:])
 
 
 def squeeze_mixture(ops: Sequence[nn.Module], x: Union[Tensor, FeatureStats],
@@ -812,9 +833,10 @@ def squeeze_mixture(ops: Sequence[nn.Module], x: Union[Tensor, FeatureStats],
     if fused is None:
         return weighted_sum([op(stats) for op in ops], weights)
     out, rest = fused
-    if not rest:
-        return out
-    return out + weighted_sum([ops[i](stats) for i in rest], weights[rest])
+    mix = weights.to(out.dtype)
+    for i in rest:
+        out = torch.addcmul(out, ops[i](stats), mix[i])
+    return out
 
 
 def excitation_mixture(ops: Sequence[ExcitationOp], v: Tensor, weights: Tensor) -> Tensor:

@@ -65,10 +65,11 @@ class SpatialGSoP(SqueezeOp):
         weight = param(self.row_conv.weight, f).view(g * g, g * g)
         rows = (f * torch.matmul(f, weight.t())).sum(1) / f.shape[1]  # (B, 64)
         grid = rows.view(b, 1, g, g)
-        grid = bilinear_resize(grid, (h, w))
-        # the 1×1 conv 1 → 1 is a scale and a shift
+        # The 1×1 conv 1 → 1 is a scale and a shift; applied on the 8×8 grid before the
+        # up-sampling, whose weights sum to one per output, so it commutes with it.
         scale = param(self.proj.weight, grid).view(())
-        return torch.addcmul(param(self.proj.bias, grid), grid, scale)
+        grid = torch.addcmul(param(self.proj.bias, grid), grid, scale)
+        return bilinear_resize(grid, (h, w))
 
 
 class SpatialStdL2(SqueezeOp):
