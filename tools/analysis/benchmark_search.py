@@ -12,11 +12,11 @@ with peak memory <= 1.5x first order.
 
 Time: the speed of this shared 2-core machine drifts — the same step measured 0.25 s in one
 process and 0.38 s in the next — so one process builds all four and runs them in turns
-(derived, supernet, first, second, derived, ...) for ``--rounds`` rounds: a drift then slows
+(derived, supernet, first, second, derived, ...) for ``--rounds`` rounds (12): a drift then slows
 every step alike. Reported: each step's median, and each ratio as the median of its per-round
 ratios. Memory: each step in its own process (peak RSS above the RSS before its first step).
 
-    python tools/analysis/benchmark_search.py [--batch-size 64] [--rounds 8] [--iters 3]
+    python tools/analysis/benchmark_search.py [--batch-size 64] [--rounds 12] [--iters 3]
 """
 import argparse
 import json
@@ -125,7 +125,7 @@ def child(args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--rounds', type=int, default=8,
+    parser.add_argument('--rounds', type=int, default=12,
                         help='rounds of the interleaved timing (one iteration of each step)')
     parser.add_argument('--iters', type=int, default=3,
                         help='iterations of each memory measurement')
