@@ -110,32 +110,24 @@ inline void store_row(const T* __restrict g, scalar_t* __restrict out, int64_t n
 // entries (the raw moments: 1/C, 1/N): one loop per channel forms x..x⁴, adds them to the
 // chunk's channel sums a[k] and to the channel's sums over the chunk, and updates the maxima —
 // instead of a pass per power, per row and per maximum. The weights are applied at the end.
-template <typename scalar_t>
+template <bool kChannelMax, typename scalar_t>
 inline void forward_uniform_channel(const scalar_t* __restrict row, int64_t n,
                                     double* __restrict a1, double* __restrict a2,
                                     double* __restrict a3, double* __restrict a4,
                                     double* sums, double* peak, double* __restrict cm,
                                     double* __restrict ci, double scale, double c) {
   double s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, m = *peak;
-  if (cm) {
 #pragma omp simd reduction(+ : s1, s2, s3, s4) reduction(max : m)
-    for (int64_t i = 0; i < n; ++i) {
-      const double x = static_cast<double>(row[i]), x2 = x * x;
-      a1[i] += x, a2[i] += x2, a3[i] += x2 * x, a4[i] += x2 * x2;
-      s1 += x, s2 += x2, s3 += x2 * x, s4 += x2 * x2;
-      m = std::max(m, x);
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(row[i]), x2 = x * x;
+    a1[i] += x, a2[i] += x2, a3[i] += x2 * x, a4[i] += x2 * x2;
+    s1 += x, s2 += x2, s3 += x2 * x, s4 += x2 * x2;
+    m = std::max(m, x);
+    if constexpr (kChannelMax) {
       const double v = scale * x;
       const bool gt = v > cm[i];  // strictly: the first channel reaching the max keeps it
       cm[i] = gt ? v : cm[i];
       ci[i] = gt ? c : ci[i];
-    }
-  } else {
-#pragma omp simd reduction(+ : s1, s2, s3, s4) reduction(max : m)
-    for (int64_t i = 0; i < n; ++i) {
-      const double x = static_cast<double>(row[i]), x2 = x * x;
-      a1[i] += x, a2[i] += x2, a3[i] += x2 * x, a4[i] += x2 * x2;
-      s1 += x, s2 += x2, s3 += x2 * x, s4 += x2 * x2;
-      m = std::max(m, x);
     }
   }
   sums[0] += s1, sums[1] += s2, sums[2] += s3, sums[3] += s4;
@@ -172,9 +164,15 @@ void forward(const Problem<scalar_t>& P) {
           for (int64_t c = 0; c < C; ++c) {
             double sums[kMaxPower] = {0.0, 0.0, 0.0, 0.0};
             double peak = P.smax ? static_cast<double>(P.smax[b * C + c]) : kNegInf;
-            forward_uniform_channel(P.x + (b * C + c) * N + p0, n, pw[0], pw[1], pw[2], pw[3],
-                                    sums, &peak, P.cmax ? cm : nullptr, ci, P.scale_of(b, c),
-                                    static_cast<double>(c));
+            const scalar_t* row = P.x + (b * C + c) * N + p0;
+            const double scale = P.scale_of(b, c), channel = static_cast<double>(c);
+            if (P.cmax) {
+              forward_uniform_channel<true>(row, n, pw[0], pw[1], pw[2], pw[3], sums, &peak, cm,
+                                            ci, scale, channel);
+            } else {
+              forward_uniform_channel<false>(row, n, pw[0], pw[1], pw[2], pw[3], sums, &peak,
+                                             nullptr, nullptr, scale, channel);
+            }
             for (int64_t j = 0; j < sr.J; ++j) {
               space[j * C + c] += sr.w[(b * sr.J + j) * N] * sums[sr.pow[j] - 1];
             }
