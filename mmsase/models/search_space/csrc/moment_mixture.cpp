@@ -53,6 +53,9 @@ const double* second_row(const Problem& P, const Saved& S, int f, int64_t b) {
   }
 }
 
+// σ³ + eps_skew: the skewness's denominator.
+inline double skew_denominator(const Problem& P, double sd) { return sd * sd * sd + P.eps_skew; }
+
 // body(b, acc) for every row b in parallel, each row adding to its own n partial sums;
 // returns their sum over rows, in row order.
 template <typename Body>
@@ -179,31 +182,26 @@ std::vector<at::Tensor> moment_mixture_forward(
   at::Tensor stats = at::empty({3, B, L}, f64), y = at::empty({F, B, L}, f64);
   at::Tensor mean = at::empty({F}, f64), var = at::empty({F}, f64);
   const Saved S = saved_of(stats, y);
-  // Pass 1: σ, skew, l4, y; per row Σ (y − y0) and Σ (y − y0)², y0 a first guess of the
+  // Pass 1: σ, skew and l4 of every element.
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const double *r1 = P.r(b, 0), *r2 = P.r(b, 1), *r3 = P.r(b, 2), *r4 = P.r(b, 3);
+      double *sd = S.sd + b * L, *skew = S.skew + b * L, *l4 = S.l4 + b * L;
+      for (int64_t l = 0; l < L; ++l) {
+        const double s = std::sqrt(r2[l] - r1[l] * r1[l] + P.eps_std);
+        sd[l] = s;
+        skew[l] = (r3[l] - r1[l] * (3 * r2[l] - 2 * r1[l] * r1[l])) / skew_denominator(P, s);
+        l4[l] = std::sqrt(std::sqrt(r4[l] + P.eps_l4));
+      }
+    }
+  });
+  // Pass 2: y; per row Σ (y − y0) and Σ (y − y0)², y0 the first element's y as a guess of the
   // mean (no cancellation for maps whose mean is large against their spread).
   double y0[kMaxFusions] = {};
-  if (F) {
-    const double r1 = P.raw[0], r2 = P.raw[P.raw_sk], r3 = P.raw[2 * P.raw_sk];
-    const double sd = std::sqrt(r2 - r1 * r1 + P.eps_std);
-    const double third = r3 - r1 * (3 * r2 - 2 * r1 * r1);
-    for (int f = 0; f < F; ++f) {
-      const double sec = P.second[f] == kMax ? P.peak[0] : P.second[f] == kStd
-                                                               ? sd
-                                                               : third / (sd * sd * sd +
-                                                                          P.eps_skew);
-      y0[f] = P.w0[f] * r1 + P.w1[f] * sec + P.bias[f];
-    }
-  }
+  for (int f = 0; f < F; ++f)
+    y0[f] = P.w0[f] * P.raw[0] + P.w1[f] * second_row(P, S, f, 0)[0] + P.bias[f];
   auto sums = row_sums(B, 2 * F, [&](int64_t b, double* acc) {
-    const double *r1 = P.r(b, 0), *r2 = P.r(b, 1), *r3 = P.r(b, 2), *r4 = P.r(b, 3);
-    double *sd = S.sd + b * L, *skew = S.skew + b * L, *l4 = S.l4 + b * L;
-    for (int64_t l = 0; l < L; ++l) {
-      const double v = r2[l] - r1[l] * r1[l];
-      const double s = std::sqrt(v + P.eps_std);
-      sd[l] = s;
-      skew[l] = (r3[l] - r1[l] * (3 * r2[l] - 2 * r1[l] * r1[l])) / (s * s * s + P.eps_skew);
-      l4[l] = std::sqrt(std::sqrt(r4[l] + P.eps_l4));
-    }
+    const double* r1 = P.r(b, 0);
     for (int f = 0; f < F; ++f) {
       const double* sec = second_row(P, S, f, b);
       double* yf = S.y + (f * B + b) * L;
@@ -247,7 +245,7 @@ std::vector<at::Tensor> moment_mixture_forward(
     }
     for (int f = 0; f < F; ++f) mu[f] = mp[f], inv[f] = 1.0 / std::sqrt(vp[f] + norm_eps[f]);
   }
-  // Pass 2: the mixture.
+  // Pass 3: the mixture.
   double* o = out.data_ptr<double>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -374,7 +372,7 @@ std::vector<at::Tensor> moment_mixture_backward(
           break;
         default:  // skew = third / (σ³ + eps)
           for (int64_t l = 0; l < L; ++l) {
-            const double gs = w1 * gy[l] / (sd[l] * sd[l] * sd[l] + P.eps_skew);
+            const double gs = w1 * gy[l] / skew_denominator(P, sd[l]);
             g_third[l] += gs;
             g_sd[l] -= gs * 3 * skew[l] * sd[l] * sd[l];
           }
