@@ -8,7 +8,9 @@
 
 printed side by side with the ratios the issue sets as goals:
 supernet <= 2x derived; first order <= 2.2x supernet; second order <= 2.5x first order
-with peak memory <= 1.5x first order.
+with peak memory <= 1.5x first order. Also timed: the three kinds of supernet forward/backward
+pass the iterations are made of (gradients for alpha only, for the weights only, for both), and
+from them how cheap the second order's pass at w' would have to be for the 2.5x goal.
 
 Time: the speed of this shared 2-core machine drifts — the same step measured 0.25 s in one
 process and 0.38 s in the next — so one process builds all four and runs them in turns
@@ -99,6 +101,36 @@ def build_step(mode: str, batch_size: int):
     return step
 
 
+PASSES = ('alpha_only', 'weights_only', 'both')
+
+
+def build_pass(kind: str, batch_size: int):
+    """One forward/backward pass of the supernet asking autograd for the gradients of
+    ``kind``: the building blocks of the search iterations (first order: an ``alpha_only``
+    pass + the weight step; second order: ``weights_only`` (virtual step) + ``both`` (at w')
+    + two ``alpha_only`` (at w+ and w-) + the weight step)."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    import mmsase.models  # noqa: F401
+    from mmsase.models.algorithms import SASESearch
+    from mmsase.models.algorithms.darts import classification_loss
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = SASESearch(architecture=classifier_cfg(dict(type='SASESupernet'))).train()
+    batch = model.data_preprocessor(make_batch(batch_size, 1), True)
+    alpha, weights = model.architecture.alpha, list(model.classifier.parameters())
+    inputs = dict(alpha_only=[alpha], weights_only=weights, both=weights + [alpha])[kind]
+    alpha_requires_grad = kind != 'weights_only'
+
+    def step():
+        alpha.requires_grad_(alpha_requires_grad)
+        torch.autograd.grad(classification_loss(model.classifier, batch), inputs)
+        alpha.requires_grad_(True)
+
+    return step
+
+
 def peak_memory(mode: str, batch_size: int, iters: int) -> dict:
     """Peak RSS of ``iters`` iterations of ``mode`` above the RSS before the first one."""
     step = build_step(mode, batch_size)
@@ -113,6 +145,7 @@ def step_times(batch_size: int, rounds: int) -> dict:
     """``{mode: [seconds per round]}``, the modes run in turns in this process."""
     from benchmark import interleaved_times  # tools/analysis/benchmark.py, next to this file
     steps = {mode: build_step(mode, batch_size) for mode in MODES}
+    steps.update({kind: build_pass(kind, batch_size) for kind in PASSES})
     return interleaved_times(steps, rounds, warmup=1)
 
 
@@ -143,7 +176,7 @@ def main():
 
     mem = {mode: run_child(mode)['peak_mb'] for mode in MODES}
     times = run_child('timing')
-    t = {mode: statistics.median(times[mode]) for mode in MODES}
+    t = {name: statistics.median(times[name]) for name in MODES + PASSES}
 
     def ratio(a, b):  # median of the per-round ratios
         return statistics.median(x / y for x, y in zip(times[a], times[b]))
@@ -161,7 +194,14 @@ def main():
     ]
     for name, value, goal in checks:
         verdict = 'met' if value <= goal else 'missed'
-        print(f'{name:<24}{value:>6.2f}x  (goal <= {goal}x: {verdict})')
+        print(f'{name:<24}{value:>7.3f}x  (goal <= {goal}x: {verdict})')
+    # second = P_weights + P_both + 2 P_alpha + W, first = P_alpha + W (W: the weight step),
+    # so second <= 2.5 first  <=>  P_both <= P_alpha / 2 + 1.5 W - P_weights.
+    print('supernet passes, s: ' + ', '.join(f'{kind} {t[kind]:.3f}' for kind in PASSES))
+    bound = t['alpha_only'] / 2 + 1.5 * t['supernet'] - t['weights_only']
+    print(f'second / first <= 2.5x needs the both-gradients pass (at w\') to take at most '
+          f'alpha_only / 2 + 1.5 supernet - weights_only = {bound:.3f} s; it takes '
+          f'{t["both"]:.3f} s')
 
 
 if __name__ == '__main__':

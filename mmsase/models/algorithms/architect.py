@@ -16,32 +16,21 @@ where ``xi`` is the weight optimizer's current learning rate and ``m`` its momen
 no Nesterov), so ``g`` is the finite-difference form of the exact hypergradient
 ``d L_val(w'(alpha), alpha) / d alpha``. The first-order gradient is ``dL_val/dalpha (w, alpha)``.
 
-Every pass runs the network through :func:`torch.func.functional_call` with *virtual* weight
-tensors and *copies* of the buffers, so the real weights, BatchNorm running statistics
+Every pass runs the network with *virtual* weight tensors and *copies* of the buffers
+substituted for its own (:class:`TensorSubstitution`, a faster ``functional_call``), so the real weights, BatchNorm running statistics
 (``num_batches_tracked`` included) and the optimizer state are never written. Each pass asks
 autograd only for the gradients it needs and no graph outlives its pass: the unrolled step
 costs four forward/backward passes (virtual step, ``w'``, ``w+``, ``w-``), the first-order
 step one.
 """
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
+
+from .substitution import TensorSubstitution
 
 LossFunction = Callable[[nn.Module, Any], Tensor]
-
-
-class _LossModule(nn.Module):
-    """Lets ``functional_call`` run an arbitrary ``loss_fn(network, batch)``."""
-
-    def __init__(self, network: nn.Module, loss_fn: LossFunction) -> None:
-        super().__init__()
-        self.network = network
-        self.loss_fn = loss_fn
-
-    def forward(self, batch: Any) -> Tensor:
-        return self.loss_fn(self.network, batch)
 
 
 class Architect:
@@ -51,8 +40,9 @@ class Architect:
         network: the network holding the weights ``w`` and the BN buffers.
         alpha: the architecture parameter (e.g. ``ArchitectureParams.alpha``), used by
             ``network`` but not updated by the weight optimizer.
-        loss_fn: ``loss_fn(network, batch) -> scalar``. It must run ``network`` through its
-            ``forward`` (``network(...)``): that is where the virtual weights are substituted.
+        loss_fn: ``loss_fn(network, batch) -> scalar``. It must read the weights from
+            ``network``'s modules (as its ``forward`` does): that is where the virtual
+            weights are substituted.
         unroll: second-order (unrolled) gradient if True, first order (``xi = 0``) if False.
         finite_difference_scale: the numerator of ``eps`` (0.01 in DARTS).
     """
@@ -63,14 +53,12 @@ class Architect:
                  loss_fn: LossFunction,
                  unroll: bool = False,
                  finite_difference_scale: float = 0.01) -> None:
-        self.loss_module = _LossModule(network, loss_fn)
+        self.network = network
+        self.loss_fn = loss_fn
+        self.substitution = TensorSubstitution(network)
         self.alpha = alpha
         self.unroll = unroll
         self.finite_difference_scale = finite_difference_scale
-
-    @property
-    def network(self) -> nn.Module:
-        return self.loss_module.network
 
     def alpha_gradient(
         self,
@@ -98,27 +86,26 @@ class Architect:
             self, val_batch: Any, train_batch: Any,
             weight_optimizer: torch.optim.Optimizer) -> Tuple[Tensor, Tensor]:
         lr, sgd_weights = self._sgd_weights(weight_optimizer)
-        names = [name for name, *_ in sgd_weights]
-        weights = [weight for _, weight, *_ in sgd_weights]
+        weights = [w.weight for w in sgd_weights]
 
         # w' = one virtual SGD step of w on the training loss (w-gradients only):
         # w − ξ (∇w L_train + wd·w + momentum·buffer). (torch._foreach_* ops: the same
         # arithmetic, one call per list instead of a few per tensor — a supernet has ~1000.)
         train_grads = self._grad(self._loss(train_batch), weights)
         with torch.no_grad():
-            steps = _foreach_axpy(train_grads, weights, [wd for *_, wd in sgd_weights])
-            with_buffer = [i for i, (_, _, _, buf, _) in enumerate(sgd_weights)
-                           if buf is not None]
+            steps = _foreach_axpy(train_grads, weights, [w.weight_decay for w in sgd_weights])
+            with_buffer = [i for i, w in enumerate(sgd_weights) if w.momentum_buffer is not None]
             if with_buffer:
-                momentum_terms = _foreach_axpy(None, [sgd_weights[i][3] for i in with_buffer],
-                                               [sgd_weights[i][2] for i in with_buffer])
+                momentum_terms = _foreach_axpy(
+                    None, [sgd_weights[i].momentum_buffer for i in with_buffer],
+                    [sgd_weights[i].momentum for i in with_buffer])
                 torch._foreach_add_([steps[i] for i in with_buffer], momentum_terms)
             virtual_weights = list(torch._foreach_add(weights, steps, alpha=-lr))
         for w in virtual_weights:
             w.requires_grad_()
         del train_grads, steps
 
-        val_loss = self._loss(val_batch, dict(zip(names, virtual_weights)))
+        val_loss = self._loss(val_batch, dict(zip(weights, virtual_weights)))
         *val_weight_grads, alpha_grad = self._grad(
             val_loss, virtual_weights + [self.alpha])
         del virtual_weights
@@ -132,24 +119,19 @@ class Architect:
         for sign in (1.0, -1.0):
             with torch.no_grad():
                 shifted = torch._foreach_add(weights, val_weight_grads, alpha=sign * eps)
-            shifted_loss = self._loss(train_batch, dict(zip(names, shifted)))
+            shifted_loss = self._loss(train_batch, dict(zip(weights, shifted)))
             alpha_grads_at.append(self._grad(shifted_loss, [self.alpha])[0])
             del shifted, shifted_loss
         hessian_vector = (alpha_grads_at[0] - alpha_grads_at[1]) / (2 * eps)
         return alpha_grad - lr * hessian_vector, val_loss.detach()
 
-    def _loss(self,
-              batch: Any,
-              weights: Optional[Dict[str, Tensor]] = None) -> Tensor:
-        """The loss with ``weights`` substituted (the real ones where absent) and fresh
-        copies of the buffers, so the BN running statistics are left alone."""
-        substitutes = {
-            f'network.{name}': buffer.clone()
-            for name, buffer in self.network.named_buffers()
-        }
-        for name, tensor in (weights or {}).items():
-            substitutes[f'network.{name}'] = tensor
-        loss = functional_call(self.loss_module, substitutes, (batch, ))
+    def _loss(self, batch: Any, weights: Optional[Dict[Tensor, Tensor]] = None) -> Tensor:
+        """The loss with ``{weight: substitute}`` swapped in (the real weights elsewhere) and
+        fresh copies of the buffers, so the BN running statistics are left alone."""
+        substitutes = {buffer: buffer.clone() for buffer in self.network.buffers()}
+        substitutes.update(weights or {})
+        with self.substitution(substitutes):
+            loss = self.loss_fn(self.network, batch)
         if loss.dim() != 0:
             raise ValueError(
                 f'loss_fn must return a scalar, got shape {tuple(loss.shape)}')
@@ -164,11 +146,11 @@ class Architect:
             for x, g in zip(inputs, grads)
         ]
 
-    def _sgd_weights(self, optimizer: torch.optim.Optimizer):
-        """The learning rate and ``(name, weight, momentum, momentum buffer or None,
-        weight decay)`` of every network weight the optimizer updates. Weights it does not
-        update are constants of the virtual step."""
-        name_of = {id(p): n for n, p in self.network.named_parameters()}
+    def _sgd_weights(self, optimizer: torch.optim.Optimizer
+                     ) -> Tuple[float, List['_SGDWeight']]:
+        """The learning rate and the SGD settings of every network weight the optimizer
+        updates. Weights it does not update are constants of the virtual step."""
+        network_weights = {id(p) for p in self.network.parameters()}
         sgd_weights, learning_rates = [], set()
         for group in optimizer.param_groups:
             if group.get('nesterov', False) or group.get('dampening', 0):
@@ -178,17 +160,24 @@ class Architect:
                 if param is self.alpha:
                     raise ValueError(
                         'alpha must not be updated by the weight optimizer')
-                if id(param) not in name_of:
+                if id(param) not in network_weights:
                     continue
                 learning_rates.add(group['lr'])
-                buffer = optimizer.state.get(param, {}).get('momentum_buffer')
-                sgd_weights.append(
-                    (name_of[id(param)], param, group.get('momentum', 0),
-                     buffer, group.get('weight_decay', 0)))
+                sgd_weights.append(_SGDWeight(
+                    param, group.get('momentum', 0),
+                    optimizer.state.get(param, {}).get('momentum_buffer'),
+                    group.get('weight_decay', 0)))
         if len(learning_rates) != 1:
             raise ValueError('the unrolled step needs exactly one learning rate '
                              f'for the network weights, got {sorted(learning_rates)}')
         return learning_rates.pop(), sgd_weights
+
+
+class _SGDWeight(NamedTuple):
+    weight: nn.Parameter
+    momentum: float
+    momentum_buffer: Optional[Tensor]  # None before the weight's first real step
+    weight_decay: float
 
 
 def _foreach_axpy(ys: Optional[List[Tensor]], xs: List[Tensor],

@@ -1,0 +1,27 @@
+"""tools/analysis/benchmark_search.py runs and prints every figure the README quotes (tiny
+batch, one round: a check that the command works, not a measurement)."""
+import re
+
+import pytest
+from _tools import run_tool
+
+
+@pytest.mark.slow
+def test_benchmark_search_prints_all_figures():
+    out = run_tool('tools/analysis/benchmark_search.py', '--batch-size', '4', '--rounds', '1',
+                   '--iters', '1').stdout
+    number = r'(\d+\.\d+)'
+    for step in ('derived', 'supernet', 'first_order', 'second_order'):
+        match = re.search(rf'^{step}\s+{number}\s+{number}\s+(\d+)$', out, re.M)
+        assert match, f'no line for {step}:\n{out}'
+        seconds, per_second, _ = match.groups()
+        assert float(seconds) > 0
+        assert float(per_second) == pytest.approx(1 / float(seconds), rel=0.02, abs=0.01)
+    for name in ('supernet / derived', 'first order / supernet', 'second / first order',
+                 'memory second / first'):
+        assert re.search(rf'^{name}\s+{number}x  \(goal <= [\d.]+x: (met|missed)\)$', out,
+                         re.M), f'no line for {name}:\n{out}'
+    passes = re.search(rf'alpha_only {number}, weights_only {number}, both {number}', out)
+    assert passes and all(float(s) > 0 for s in passes.groups()), out
+    assert re.search(rf"pass \(at w'\) to take at most .* = {number} s; it takes {number} s",
+                     out), out
