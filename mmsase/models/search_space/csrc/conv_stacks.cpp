@@ -32,6 +32,8 @@ namespace {
 #else
 #define FC_MULTIVERSION
 #endif
+// Inlined into each target clone of its caller, so every clone gets its own vector code.
+#define FC_INLINE __attribute__((always_inline)) inline
 
 // The loops over one map. `padded` is a map with kw − 1 zero columns around it
 // ((kw − 1) / 2 either side, rows of W + kw − 1), so the column loops need no bounds checks;
@@ -40,8 +42,8 @@ namespace {
 
 // o[i][j] += Σ_u Σ_v wk[u][v] · in[i + u − kh/2][j + v − kw/2]
 template <typename T, int KW>
-__attribute__((always_inline)) inline void corr_t(const T* __restrict padded, const T* __restrict wk, T* __restrict o,
-                   int64_t H, int64_t W, int64_t kh, int64_t kw_runtime) {
+FC_INLINE void corr_t(const T* __restrict padded, const T* __restrict wk, T* __restrict o,
+                      int64_t H, int64_t W, int64_t kh, int64_t kw_runtime) {
   const int64_t kw = KW > 0 ? KW : kw_runtime, Wp = W + kw - 1, ph = kh / 2;
   for (int64_t u = 0; u < kh; ++u) {
     const int64_t du = u - ph;
@@ -61,9 +63,9 @@ __attribute__((always_inline)) inline void corr_t(const T* __restrict padded, co
 
 // gw[u][v] += Σ_i Σ_j g[i][j] · in[i + u − kh/2][j + v − kw/2]; acc holds kw · W values.
 template <typename T, int KW>
-__attribute__((always_inline)) inline void corr_weight_grad_t(const T* __restrict g, const T* __restrict padded,
-                               double* __restrict gw, T* __restrict acc, int64_t H, int64_t W,
-                               int64_t kh, int64_t kw_runtime) {
+FC_INLINE void corr_weight_grad_t(const T* __restrict g, const T* __restrict padded,
+                                  double* __restrict gw, T* __restrict acc, int64_t H, int64_t W,
+                                  int64_t kh, int64_t kw_runtime) {
   const int64_t kw = KW > 0 ? KW : kw_runtime, Wp = W + kw - 1, ph = kh / 2;
   for (int64_t u = 0; u < kh; ++u) {
     const int64_t du = u - ph;
@@ -95,13 +97,13 @@ __attribute__((always_inline)) inline void corr_weight_grad_t(const T* __restric
   }
 
 template <typename T>
-__attribute__((always_inline)) inline void corr_any(const T* padded, const T* wk, T* o, int64_t H, int64_t W, int64_t kh,
-                     int64_t kw) {
+FC_INLINE void corr_any(const T* padded, const T* wk, T* o, int64_t H, int64_t W, int64_t kh,
+                        int64_t kw) {
   FC_DISPATCH_KW(corr_t, padded, wk, o, H, W, kh)
 }
 template <typename T>
-__attribute__((always_inline)) inline void corr_weight_grad_any(const T* g, const T* padded, double* gw, T* acc, int64_t H,
-                                 int64_t W, int64_t kh, int64_t kw) {
+FC_INLINE void corr_weight_grad_any(const T* g, const T* padded, double* gw, T* acc,
+                                    int64_t H, int64_t W, int64_t kh, int64_t kw) {
   FC_DISPATCH_KW(corr_weight_grad_t, g, padded, gw, acc, H, W, kh)
 }
 #undef FC_DISPATCH_KW
