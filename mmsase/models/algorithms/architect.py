@@ -17,11 +17,11 @@ no Nesterov), so ``g`` is the finite-difference form of the exact hypergradient
 ``d L_val(w'(alpha), alpha) / d alpha``. The first-order gradient is ``dL_val/dalpha (w, alpha)``.
 
 Every pass runs the network with *virtual* weight tensors and *copies* of the buffers
-substituted for its own (:class:`TensorSubstitution`, a faster ``functional_call``), so the real weights, BatchNorm running statistics
-(``num_batches_tracked`` included) and the optimizer state are never written. Each pass asks
-autograd only for the gradients it needs and no graph outlives its pass: the unrolled step
-costs four forward/backward passes (virtual step, ``w'``, ``w+``, ``w-``), the first-order
-step one.
+substituted for its own (:class:`TensorSubstitution`, a faster ``functional_call``), so the
+real weights, BatchNorm running statistics (``num_batches_tracked`` included) and the optimizer
+state are never written. Each pass asks autograd only for the gradients it needs and no graph
+outlives its pass: the unrolled step costs four forward/backward passes (virtual step, ``w'``,
+``w+``, ``w-``), the first-order step one.
 """
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
