@@ -28,8 +28,7 @@ returns its statistic in that compute precision while autocast is active (autoca
 it for the next layer, as it does for its own float32 ops), and in the input's dtype otherwise,
 so a network converted wholesale to half precision still type-checks.
 """
-import functools
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
@@ -379,9 +378,8 @@ class FeatureStats:
     def _raw_sums(self, axis: str) -> Tensor:
         if axis == 'channel':
             return self._sweep.chan
-        if self.channel_scale is None:
-            return self._sweep.space
-        if self._reuses_parent_space:  # without running this map's own sweep yet
+        if self.channel_scale is not None and self._reuses_parent_space:
+            # without running this map's own sweep yet
             return self.parent.raw_sums('space') * self._scale_rows()
         return self._sweep.space
 
@@ -696,7 +694,7 @@ class _BlockMean(torch.autograd.Function):
         return spread.reshape(b, c, h, w), None
 
 
-@functools.lru_cache(maxsize=32)
+@lru_cache(maxsize=32)
 def _linear_resize_matrix(n_in: int, n_out: int, dtype: torch.dtype,
                           device: torch.device) -> Tensor:
     """``(n_out, n_in)``: 1-D linear resampling (``align_corners=False``) as a matrix, built
