@@ -99,7 +99,8 @@ def moment_mixture(ops: Sequence[nn.Module], stats: FeatureStats,
         fusion = ops[i].fusion
         params += [fusion.conv.weight, fusion.conv.bias, fusion.bn.weight, fusion.bn.bias]
     cfg = _Config(found.positions, len(found.mean), len(found.l4),
-                  [_SECOND_CODE[s] for s in seconds], norms, stats.dtype == torch.float64)
+                  [_SECOND_CODE[s] for s in seconds], norms, training,
+                  stats.dtype == torch.float64)
     with stats.full_precision():
         raw = stats.raw_sums(axis)
         if raw.stride(2) != 1:
@@ -117,6 +118,7 @@ class _Config(NamedTuple):
     n_l4: int
     seconds: List[int]  # per fusion: 0 max, 1 std, 2 skew (the kernel's codes)
     norms: List[nn.Module]
+    training: bool  # the BatchNorms' mode (batch statistics, running ones updated)
     out_double: bool  # else float32
 
 
@@ -134,10 +136,9 @@ class _MomentMixture(torch.autograd.Function):
     @staticmethod
     def forward(ctx, raw, peak, weights, cfg: _Config, *params):
         norms = cfg.norms
-        training = bool(norms) and norms[0].training
         peak = peak if peak is not None else raw.new_empty(0)
         args = (raw, peak, cfg.seconds, list(params), weights, cfg.positions, cfg.n_mean,
-                cfg.n_l4, _EPS, training)
+                cfg.n_l4, _EPS, cfg.training)
         out, mean, var, kept, y = EXTENSION.load().forward(
             *args, [bn.running_mean for bn in norms], [bn.running_var for bn in norms],
             [bn.num_batches_tracked for bn in norms], [bn.eps for bn in norms],
