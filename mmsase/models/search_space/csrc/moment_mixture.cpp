@@ -56,6 +56,22 @@ const double* second_row(const Problem& P, const Saved& S, int f, int64_t b) {
 // σ³ + eps_skew: the skewness's denominator.
 inline double skew_denominator(const Problem& P, double sd) { return sd * sd * sd + P.eps_skew; }
 
+// Fusion f's BatchNorm (statistics mean, var) and affine as z = k y + c, and 1 / sqrt(var + eps).
+struct Normalise {
+  double inv[kMaxFusions], k[kMaxFusions], c[kMaxFusions];
+};
+
+Normalise normalise(const Problem& P, const double* mean, const double* var,
+                    const std::vector<double>& norm_eps) {
+  Normalise N;
+  for (int64_t f = 0; f < P.F; ++f) {
+    N.inv[f] = 1.0 / std::sqrt(var[f] + norm_eps[f]);
+    N.k[f] = P.gamma[f] * N.inv[f];
+    N.c[f] = P.beta[f] - N.k[f] * mean[f];
+  }
+  return N;
+}
+
 // body(b, acc) for every row b in parallel, each row adding to its own n partial sums;
 // returns their sum over rows, in row order.
 template <typename Body>
@@ -219,32 +235,29 @@ std::vector<at::Tensor> moment_mixture_forward(
       acc[F + f] = s2;
     }
   });
-  double mu[kMaxFusions], inv[kMaxFusions];
-  if (F) {
-    double* mp = mean.data_ptr<double>();
-    double* vp = var.data_ptr<double>();
-    if (training) {
-      for (int f = 0; f < F; ++f) {
-        const double dm = sums[f] / n;
-        mp[f] = y0[f] + dm;
-        vp[f] = std::max(0.0, sums[F + f] / n - dm * dm);
-        int64_t* count = batches_tracked[f].data_ptr<int64_t>();
-        count[0] += 1;
-        const double factor = momentum[f] < 0 ? 1.0 / static_cast<double>(count[0]) : momentum[f];
-        const double unbiased = n > 1 ? vp[f] * n / (n - 1) : vp[f];
-        set_value(running_mean[f], 0,
-                  (1 - factor) * value_at(running_mean[f], 0) + factor * mp[f]);
-        set_value(running_var[f], 0,
-                  (1 - factor) * value_at(running_var[f], 0) + factor * unbiased);
-      }
-    } else {
-      for (int f = 0; f < F; ++f) {
-        mp[f] = value_at(running_mean[f], 0);
-        vp[f] = value_at(running_var[f], 0);
-      }
+  double* mp = mean.data_ptr<double>();
+  double* vp = var.data_ptr<double>();
+  if (training) {
+    for (int f = 0; f < F; ++f) {
+      const double dm = sums[f] / n;
+      mp[f] = y0[f] + dm;
+      vp[f] = std::max(0.0, sums[F + f] / n - dm * dm);
+      int64_t* count = batches_tracked[f].data_ptr<int64_t>();
+      count[0] += 1;
+      const double factor = momentum[f] < 0 ? 1.0 / static_cast<double>(count[0]) : momentum[f];
+      const double unbiased = n > 1 ? vp[f] * n / (n - 1) : vp[f];
+      set_value(running_mean[f], 0,
+                (1 - factor) * value_at(running_mean[f], 0) + factor * mp[f]);
+      set_value(running_var[f], 0,
+                (1 - factor) * value_at(running_var[f], 0) + factor * unbiased);
     }
-    for (int f = 0; f < F; ++f) mu[f] = mp[f], inv[f] = 1.0 / std::sqrt(vp[f] + norm_eps[f]);
+  } else {
+    for (int f = 0; f < F; ++f) {
+      mp[f] = value_at(running_mean[f], 0);
+      vp[f] = value_at(running_var[f], 0);
+    }
   }
+  const Normalise Z = normalise(P, mp, vp, norm_eps);
   // Pass 3: the mixture.
   double* o = out.data_ptr<double>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
@@ -255,7 +268,7 @@ std::vector<at::Tensor> moment_mixture_forward(
       for (int64_t l = 0; l < L; ++l) ob[l] = P.m_mean * r1[l] + P.m_l4 * l4[l];
       for (int f = 0; f < F; ++f) {
         const double* yf = S.y + (f * B + b) * L;
-        const double k = P.gamma[f] * inv[f], c = P.beta[f] - k * mu[f], m = P.m_fuse[f];
+        const double k = Z.k[f], c = Z.c[f], m = P.m_fuse[f];
         for (int64_t l = 0; l < L; ++l) ob[l] += m * std::max(k * yf[l] + c, 0.0);
       }
     }
@@ -278,13 +291,8 @@ std::vector<at::Tensor> moment_mixture_backward(
   const int64_t B = P.B, L = P.L, F = P.F, n = B * L;
   const Saved S = saved_of(stats, y);
   const double* g = grad.data_ptr<double>();
-  double mu[kMaxFusions], inv[kMaxFusions], k_f[kMaxFusions], c_f[kMaxFusions];
-  for (int f = 0; f < F; ++f) {
-    mu[f] = mean.data_ptr<double>()[f];
-    inv[f] = 1.0 / std::sqrt(var.data_ptr<double>()[f] + norm_eps[f]);
-    k_f[f] = P.gamma[f] * inv[f];         // z = k y + c
-    c_f[f] = P.beta[f] - k_f[f] * mu[f];
-  }
+  const double* mu = mean.data_ptr<double>();
+  const Normalise Z = normalise(P, mu, var.data_ptr<double>(), norm_eps);
   // Pass 1: Σ g r1, Σ g l4, and per fusion Σ g o, Σ gz, Σ gz ŷ (gz: the gradient at the BN
   // output, through the ReLU).
   auto first = row_sums(B, 2 + 3 * F, [&](int64_t b, double* acc) {
@@ -293,7 +301,7 @@ std::vector<at::Tensor> moment_mixture_backward(
     acc[1] = dot(gb, S.l4 + b * L, L);
     for (int f = 0; f < F; ++f) {
       const double* yf = S.y + (f * B + b) * L;
-      const double k = k_f[f], c = c_f[f], m = P.m_fuse[f], muf = mu[f], iv = inv[f];
+      const double k = Z.k[f], c = Z.c[f], m = P.m_fuse[f], muf = mu[f], iv = Z.inv[f];
       double so = 0.0, sz = 0.0, szh = 0.0;
 #pragma omp simd reduction(+ : so, sz, szh)
       for (int64_t l = 0; l < L; ++l) {
@@ -345,7 +353,7 @@ std::vector<at::Tensor> moment_mixture_backward(
     for (int f = 0; f < F; ++f) {
       const double* yf = S.y + (f * B + b) * L;
       const double* sec = second_row(P, S, f, b);
-      const double k = k_f[f], cz = c_f[f], m = P.m_fuse[f], muf = mu[f], iv = inv[f];
+      const double k = Z.k[f], cz = Z.c[f], m = P.m_fuse[f], muf = mu[f], iv = Z.inv[f];
       const double af = a[f], cf = c[f], w0 = P.w0[f], w1 = P.w1[f];
       double s_r1 = 0.0, s_sec = 0.0, s_gy = 0.0;
 #pragma omp simd reduction(+ : s_r1, s_sec, s_gy)
