@@ -248,12 +248,10 @@ void backward(const Problem<scalar_t>& P) {
       }
       if (P.grad_scale) std::fill(P.grad_scale + b * C, P.grad_scale + (b + 1) * C, 0.0);
       // Channel rows with one weight for every channel (the moments' 1/C) add the same
-      // coefficients for every channel: summed once per chunk into `base`. A power with
-      // per-channel rows starts each channel from a copy of its base.
-      bool per_channel[kMaxPower] = {false, false, false, false};
+      // coefficients for every channel: summed once per chunk into `base`. A channel with
+      // terms of its own for a power starts them from a copy of that power's base.
       for (int64_t j = 0; j < cr.J; ++j) {
         chan_uniform[j] = P.g_chan && constant(cr.w + (b * cr.J + j) * C, C);
-        if (P.g_chan && !chan_uniform[j]) per_channel[cr.pow[j] - 1] = true;
       }
       for (int64_t p0 = 0; p0 < N; p0 += kChunk) {
         const int64_t n = std::min(kChunk, N - p0);
@@ -270,16 +268,20 @@ void backward(const Problem<scalar_t>& P) {
         for (int64_t c = 0; c < C; ++c) {
           load_row(P.x + (b * C + c) * N + p0, pw[0], n);
           if (need_powers) powers(pw[0], pw[1], pw[2], pw[3], kmax, n);
-          const T* coef[kMaxPower];  // q[k] once this channel has its own terms
-          for (int k = 0; k < kMaxPower; ++k) {
-            if (per_channel[k]) std::copy(base[k], base[k] + n, q[k]);
-            coef[k] = per_channel[k] ? q[k] : base[k];
-          }
+          const T* coef[kMaxPower];  // base[k], or q[k] once this channel has its own terms
+          for (int k = 0; k < kMaxPower; ++k) coef[k] = base[k];
+          auto own = [&](int k) {  // power k's coefficients of this channel alone
+            if (coef[k - 1] != q[k - 1]) {
+              std::copy(base[k - 1], base[k - 1] + n, q[k - 1]);
+              coef[k - 1] = q[k - 1];
+            }
+            return q[k - 1];
+          };
           if (P.g_chan) {
             for (int64_t j = 0; j < cr.J; ++j) {
               const int k = cr.pow[j];
               const double* gj = P.g_chan + (b * cr.J + j) * N + p0;
-              if (!chan_uniform[j]) axpy(k * cr.w[(b * cr.J + j) * C + c], gj, q[k - 1], n);
+              if (!chan_uniform[j]) axpy(k * cr.w[(b * cr.J + j) * C + c], gj, own(k), n);
               if (P.grad_chan_w) {
                 P.grad_chan_w[(b * cr.J + j) * C + c] += dot(gj, pw[k - 1], n);
               }
@@ -294,11 +296,7 @@ void backward(const Problem<scalar_t>& P) {
               if (uniform[j]) {
                 sigma[k - 1] += k * gs * wj[0];
               } else {
-                if (coef[k - 1] != q[k - 1]) {  // the channel's first own term of power k
-                  std::copy(base[k - 1], base[k - 1] + n, q[k - 1]);
-                  coef[k - 1] = q[k - 1];
-                }
-                axpy(k * gs, wj, q[k - 1], n);
+                axpy(k * gs, wj, own(k), n);
               }
               if (P.grad_space_w) {
                 axpy(gs, pw[k - 1], P.grad_space_w + (b * sr.J + j) * N + p0, n);
