@@ -56,22 +56,37 @@ def make_batch(batch_size, seed):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def prepare() -> None:
+    """Registers mmsase's modules in the mmpretrain scope and seeds torch (before each
+    model is built, so every step starts from the same weights)."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    import mmsase.engine  # noqa: F401
+    import mmsase.models  # noqa: F401
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+
+
+def search_model(unroll: bool = False):
+    """The ResNet-20 ``SASESearch`` model, in training mode."""
+    from mmsase.models.algorithms import SASESearch
+    prepare()
+    return SASESearch(architecture=classifier_cfg(dict(type='SASESupernet')),
+                      unroll=unroll).train()
+
+
 def build_step(mode: str, batch_size: int):
     """One training iteration of ``mode`` as a function of no arguments."""
     import torch
     from mmengine.optim import OptimWrapper, OptimWrapperDict
-    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
-    import mmsase.engine  # noqa: F401
-    import mmsase.models  # noqa: F401
-    from mmsase.models.algorithms import SASESearch
     from mmsase.models.sase.supernet import ArchitectureParams, bind_architecture
-    init_default_scope('mmpretrain')
-    torch.manual_seed(0)
     w_batch, a_batch = make_batch(batch_size, 0), make_batch(batch_size, 1)
     if mode in ('derived', 'supernet'):
         attention = dict(type='SASE') if mode == 'derived' else dict(type='SASESupernet')
+        prepare()
         model = MODELS.build(classifier_cfg(attention))
         if mode == 'supernet':
             # as in the search's weight step: one shared alpha, held by no optimizer and
@@ -85,15 +100,13 @@ def build_step(mode: str, batch_size: int):
         def step():
             model.train_step(w_batch, wrapper)
     else:
-        model = SASESearch(architecture=classifier_cfg(dict(type='SASESupernet')),
-                           unroll=mode == 'second_order')
+        model = search_model(unroll=mode == 'second_order')
         wrappers = OptimWrapperDict(
             weights=OptimWrapper(torch.optim.SGD(model.classifier.parameters(), lr=0.025,
                                                  momentum=0.9, weight_decay=5e-4)),
             architecture=OptimWrapper(torch.optim.Adam(model.architecture.parameters(),
                                                        lr=3e-4, betas=(0.5, 0.999),
                                                        weight_decay=1e-3)))
-        model.train()
 
         def step():
             model.train_step(dict(weights=w_batch, architecture=a_batch), wrappers)
@@ -110,14 +123,9 @@ def build_pass(kind: str, batch_size: int):
     pass + the weight step; second order: ``weights_only`` (virtual step) + ``both`` (at w')
     + two ``alpha_only`` (at w+ and w-) + the weight step)."""
     import torch
-    from mmengine.registry import init_default_scope
 
-    import mmsase.models  # noqa: F401
-    from mmsase.models.algorithms import SASESearch
     from mmsase.models.algorithms.darts import classification_loss
-    init_default_scope('mmpretrain')
-    torch.manual_seed(0)
-    model = SASESearch(architecture=classifier_cfg(dict(type='SASESupernet'))).train()
+    model = search_model()
     batch = model.data_preprocessor(make_batch(batch_size, 1), True)
     alpha, weights = model.architecture.alpha, list(model.classifier.parameters())
     inputs = dict(alpha_only=[alpha], weights_only=weights, both=weights + [alpha])[kind]
