@@ -279,7 +279,12 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
 def test_grid_pool_is_adaptive_average_pooling(hw):
     from mmsase.models.search_space.common import grid_pool
     x = torch.randn(2, 3, *hw, dtype=torch.float64, requires_grad=True)
-    out, ref = grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8)
+    assert_same_value_and_gradient(x, grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8))
+
+
+def assert_same_value_and_gradient(x, out, ref):
+    """``out`` equals ``ref`` (both functions of ``x``), and so do their gradients w.r.t.
+    ``x`` for a random upstream gradient (float64, 1e-12)."""
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     g = torch.randn_like(ref)
     (grad, ), (ref_grad, ) = (torch.autograd.grad(y, x, g) for y in (out, ref))
@@ -291,12 +296,9 @@ def test_grid_pool_is_adaptive_average_pooling(hw):
 def test_bilinear_resize_is_interpolate(size_in, size_out):
     from mmsase.models.search_space.common import bilinear_resize
     x = torch.randn(3, 2, *size_in, dtype=torch.float64, requires_grad=True)
-    out = bilinear_resize(x, size_out)
-    ref = F.interpolate(x, size=size_out, mode='bilinear', align_corners=False)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    g = torch.randn_like(ref)
-    (grad, ), (ref_grad, ) = (torch.autograd.grad(y, x, g) for y in (out, ref))
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
+    assert_same_value_and_gradient(
+        x, bilinear_resize(x, size_out),
+        F.interpolate(x, size=size_out, mode='bilinear', align_corners=False))
 
 
 @pytest.mark.parametrize('shift', [0.0, 3.0])
