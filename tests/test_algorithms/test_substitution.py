@@ -78,3 +78,32 @@ def test_follows_replaced_parameters_and_rejects_foreign_tensors():
         with substitution({torch.zeros(7): torch.ones(7)}):
             pass
     assert isinstance(net[0].weight, nn.Parameter)
+
+
+
+def test_follows_ties_made_after_construction():
+    a, b = nn.Linear(3, 3, bias=False), nn.Linear(3, 3, bias=False)
+    net = nn.Sequential(a, b)
+    substitution = TensorSubstitution(net)
+    b.weight = a.weight  # a's own registration is untouched
+    with substitution({a.weight: torch.eye(3)}):
+        assert a.weight is b.weight and torch.equal(b.weight, torch.eye(3))
+    c = nn.Linear(3, 3, bias=False)
+    c.weight = a.weight  # tied before c joins the network
+    net.append(c)
+    with substitution({a.weight: torch.eye(3)}):
+        assert c.weight is a.weight and torch.equal(c.weight, torch.eye(3))
+    assert isinstance(c.weight, nn.Parameter) and c.weight is a.weight is b.weight
+
+
+def test_a_supernet_pass_leaves_the_index_current():
+    """Nothing in a pass registers tensors (else every substitution would look up anew)."""
+    from mmsase.models.algorithms.substitution import _Registrations
+    from mmsase.models.sase.supernet import SASESupernet
+    torch.manual_seed(0)
+    net = SASESupernet(16).train()
+    substitution = TensorSubstitution(net)
+    count = _Registrations.count
+    with substitution({b: b.clone() for b in net.buffers()}):
+        net(torch.randn(2, 16, 8, 8)).sum().backward()
+    assert _Registrations.count == count

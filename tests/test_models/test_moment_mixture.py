@@ -26,6 +26,11 @@ def lively_mixed_op(edge, channels, seed=0):
     return mixed
 
 
+def assert_same_buffers(mixed, reference):
+    """The BatchNorm running statistics (and batch counts) of the two ops agree."""
+    for (name, buf), ref_buf in zip(mixed.named_buffers(), reference.buffers()):
+        torch.testing.assert_close(buf, ref_buf, rtol=1e-12, atol=1e-14, msg=name)
+
 def run(mixed, x, weights, fused, scale=None):
     """The mixture's value and its gradients with respect to x, weights, parameters."""
     stats = FeatureStats(x, channel_scale=scale, one_sweep=fused)
@@ -65,8 +70,7 @@ def test_moment_mixture_equals_the_ops_one_by_one(edge, training, monkeypatch):
         # a bias before a training-mode BN has a gradient of zero up to rounding
         atol = 1e-10 if name.endswith('bias') else 1e-12
         torch.testing.assert_close(g, r, rtol=1e-9, atol=atol, msg=name)
-    for (name, buf), ref_buf in zip(mixed.named_buffers(), reference.buffers()):
-        torch.testing.assert_close(buf, ref_buf, rtol=1e-12, atol=1e-14, msg=name)
+    assert_same_buffers(mixed, reference)
 
 
 def test_cumulative_batch_norm_statistics_are_updated_like_the_modules():
@@ -80,8 +84,7 @@ def test_cumulative_batch_norm_statistics_are_updated_like_the_modules():
         x = torch.randn(4, 6, 3, 3, dtype=torch.float64) + step
         run(mixed, x.requires_grad_(), weights.requires_grad_(), True)
         run(reference, x, weights, False)
-    for (name, buf), ref_buf in zip(mixed.named_buffers(), reference.buffers()):
-        torch.testing.assert_close(buf, ref_buf, rtol=1e-12, atol=1e-14, msg=name)
+    assert_same_buffers(mixed, reference)
 
 
 def test_float32_input_matches_float64():

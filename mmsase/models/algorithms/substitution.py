@@ -1,17 +1,38 @@
 """Run a network with some of its parameters and buffers replaced by other tensors.
 
-What :func:`torch.func.functional_call` does, for a network whose set of tensors is fixed:
-the places where each tensor is registered are looked up once, so a substitution costs one
-dictionary write per place. (``functional_call`` resolves every name anew on each call:
-~20 ms for the ~1,300 tensors of the ResNet-20 supernet, paid by each of the unrolled
-step's four passes.)
+What :func:`torch.func.functional_call` does, for a network whose set of tensors rarely
+changes: the places where each tensor is registered are looked up once, so a substitution
+costs one dictionary write per place. (``functional_call`` resolves every name anew on each
+call: ~20 ms for the ~1,300 tensors of the ResNet-20 supernet, paid by each of the unrolled
+step's four passes; a look-up of all places costs ~6 ms.)
 """
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Tuple
 
 from torch import Tensor, nn
+from torch.nn.modules import module as torch_module
 
 _Slot = Tuple[dict, str]  # (a module's _parameters or _buffers, key)
+
+
+class _Registrations:
+    """How many parameters, buffers and submodules have been registered on any module of
+    this process (torch's global registration hooks, installed on first use): a look-up
+    made at an older count may miss a registration, e.g. a weight tied after it."""
+    count = 0
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if not cls._installed:
+            torch_module.register_module_parameter_registration_hook(cls._seen)
+            torch_module.register_module_buffer_registration_hook(cls._seen)
+            torch_module.register_module_module_registration_hook(cls._seen)
+            cls._installed = True
+
+    @classmethod
+    def _seen(cls, module: nn.Module, name: str, value) -> None:
+        cls.count += 1
 
 
 class TensorSubstitution:
@@ -19,7 +40,9 @@ class TensorSubstitution:
 
     Args:
         network: the network. Where its tensors are registered is looked up on construction
-            and again whenever a substitution finds the network changed since.
+            and again when a substitution finds that, since, a parameter, buffer or module
+            was registered anywhere (``setattr``, ``register_*``, ``add_module``) or a
+            recorded registration was overwritten in place.
 
     Example::
 
@@ -29,10 +52,12 @@ class TensorSubstitution:
     """
 
     def __init__(self, network: nn.Module) -> None:
+        _Registrations.install()
         self.network = network
         self._index()
 
     def _index(self) -> None:
+        self._indexed_at = _Registrations.count
         self._slots: Dict[int, List[_Slot]] = {}
         for module in self.network.modules():
             for registry in (module._parameters, module._buffers):
@@ -43,7 +68,7 @@ class TensorSubstitution:
     def _slots_of(self, tensor: Tensor) -> List[_Slot]:
         slots = self._slots.get(id(tensor))
         if slots is None or any(registry.get(key) is not tensor for registry, key in slots):
-            self._index()  # tensors were added or replaced since the last look-up
+            self._index()  # written to ``_parameters``/``_buffers`` directly since
             slots = self._slots.get(id(tensor))
         if slots is None:
             raise KeyError('the tensor to substitute is not a parameter or buffer of the '
@@ -54,6 +79,8 @@ class TensorSubstitution:
     def __call__(self, substitutes: Dict[Tensor, Tensor]) -> Iterator[None]:
         """Within the context, every registration of a key of ``substitutes`` (a parameter
         or buffer of the network) holds its value instead."""
+        if self._indexed_at != _Registrations.count:
+            self._index()
         replaced: List[Tuple[_Slot, Tensor]] = []
         try:
             for original, substitute in substitutes.items():
