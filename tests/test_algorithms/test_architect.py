@@ -201,6 +201,11 @@ def test_unrolled_step_rejects_unsupported_optimizers(setup):
     nesterov = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     with pytest.raises(ValueError, match='Nesterov'):
         architect.alpha_gradient(batch, batch, nesterov)
+    maximize = torch.optim.SGD(network.parameters(), lr=0.1, maximize=True)
+    with pytest.raises(ValueError, match='maximize=True'):
+        architect.alpha_gradient(batch, batch, maximize)
+    with pytest.raises(ValueError, match='optimizer is Adam.*unroll=False'):
+        architect.alpha_gradient(batch, batch, torch.optim.Adam(network.parameters()))
     params = list(network.parameters())
     two_lrs = torch.optim.SGD([{'params': params[:2], 'lr': 0.1},
                                {'params': params[2:], 'lr': 0.2}])
@@ -211,3 +216,21 @@ def test_unrolled_step_rejects_unsupported_optimizers(setup):
                                  torch.optim.SGD(params + [alpha], lr=0.1))
     with pytest.raises(ValueError, match='train_batch'):
         architect.alpha_gradient(batch)
+
+
+def test_frozen_weights_are_constants_of_the_virtual_step(setup):
+    """A weight with requires_grad=False that the optimizer holds (mmengine puts frozen
+    parameters in it too) counts as one the optimizer does not update."""
+    network, alpha, optimizer = setup
+    train_batch, val_batch = make_batch(7), make_batch(8)
+    stem = list(network.stem.parameters())
+    architect = Architect(network, alpha, classification_loss, unroll=True)
+    others = torch.optim.SGD([p for p in network.parameters() if all(p is not q for q in stem)],
+                             lr=0.3, momentum=0.9, weight_decay=5e-2)
+    for p in others.param_groups[0]['params']:
+        others.state[p] = optimizer.state[p]
+    expected, _ = architect.alpha_gradient(val_batch, train_batch, others)
+    for p in stem:
+        p.requires_grad_(False)
+    gradient, _ = architect.alpha_gradient(val_batch, train_batch, optimizer)
+    torch.testing.assert_close(gradient, expected, rtol=0, atol=0)

@@ -149,18 +149,26 @@ class Architect:
     def _sgd_weights(self, optimizer: torch.optim.Optimizer
                      ) -> Tuple[float, List['_SGDWeight']]:
         """The learning rate and the SGD settings of every network weight the optimizer
-        updates. Weights it does not update are constants of the virtual step."""
+        updates. Weights it does not update (not in it, or frozen: ``requires_grad=False``)
+        are constants of the virtual step."""
+        if not isinstance(optimizer, torch.optim.SGD):
+            raise ValueError('the unrolled step takes the virtual step of torch.optim.SGD, '
+                             f'but the weight optimizer is {type(optimizer).__name__}: use '
+                             'SGD, or the first-order search (unroll=False)')
         network_weights = {id(p) for p in self.network.parameters()}
         sgd_weights, learning_rates = [], set()
         for group in optimizer.param_groups:
-            if group.get('nesterov', False) or group.get('dampening', 0):
-                raise ValueError('the unrolled step implements plain momentum '
-                                 'SGD (no Nesterov, dampening 0)')
+            if group.get('nesterov', False) or group.get('dampening', 0) or \
+                    group.get('maximize', False):
+                raise ValueError('the unrolled step implements plain momentum SGD (no '
+                                 'Nesterov, dampening 0, maximize=False), got nesterov='
+                                 f"{group.get('nesterov')}, dampening={group.get('dampening')}"
+                                 f", maximize={group.get('maximize')}")
             for param in group['params']:
                 if param is self.alpha:
                     raise ValueError(
                         'alpha must not be updated by the weight optimizer')
-                if id(param) not in network_weights:
+                if id(param) not in network_weights or not param.requires_grad:
                     continue
                 learning_rates.add(group['lr'])
                 sgd_weights.append(_SGDWeight(
