@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 
+from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.checkpoint import (AtomicLocalBackend, CheckpointError,
                                      install_checkpoint_safety, load_checkpoint_file)
 
@@ -98,6 +99,21 @@ def test_atomic_backend_keeps_old_file_on_failure(tmp_path, monkeypatch):
         backend.put(b'new contents', str(path))
     assert path.read_text() == 'old'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['last_checkpoint']
+
+
+def test_atomic_writes_have_the_usual_file_modes(tmp_path):
+    """mkstemp's private 0600 is not kept: a new file gets 0666 less the umask, a replaced
+    file keeps its mode; a missing directory is created."""
+    path = tmp_path / 'new' / 'epoch_1.pth'
+    old_umask = os.umask(0o027)
+    try:
+        atomic_write(path, b'1')
+    finally:
+        os.umask(old_umask)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    os.chmod(path, 0o604)
+    atomic_write(path, b'2')
+    assert os.stat(path).st_mode & 0o777 == 0o604 and path.read_bytes() == b'2'
 
 
 def test_mmengine_uses_atomic_backend(tmp_path):

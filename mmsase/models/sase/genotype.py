@@ -21,10 +21,10 @@ The six edge keys are required; no other key without a leading ``_`` is allowed.
 import json
 import os
 import random
-import tempfile
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Union
 
+from ...utils.atomic_io import atomic_write
 from ..search_space import EDGE_OP_SET, EDGES, OP_SETS
 
 #: The genotype found by the paper's search (spec §3, Figure 2). Read-only; copy with ``dict()``.
@@ -109,9 +109,8 @@ def save_genotype(genotype: Mapping[str, str],
                   metadata: Optional[Mapping[str, Any]] = None) -> None:
     """Write ``genotype`` (and optional ``_``-prefixed ``metadata``) to ``path`` as JSON.
 
-    The write is atomic: the JSON goes to a temporary file in the same directory, which
-    replaces ``path`` only once complete, so readers see the old file or the new one, never a
-    partial one; on failure the temporary file is removed and ``path`` is untouched.
+    The write is atomic (:func:`~mmsase.utils.atomic_io.atomic_write`): readers see the old
+    file or the new one, never a partial one.
     """
     data: Dict[str, Any] = validate_genotype(genotype)
     for key, value in (metadata or {}).items():
@@ -119,26 +118,7 @@ def save_genotype(genotype: Mapping[str, str],
             raise ValueError(f'metadata keys must start with "_" (the loader ignores those), '
                              f'got {key!r}')
         data[key] = value
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); keep the old file's mode, else 0644.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, json.dumps(data, indent=2) + '\n')
 
 
 def random_genotype(seed: Optional[int] = None) -> Dict[str, str]:
