@@ -3,7 +3,9 @@
     python tools/derive_genotype.py work_dirs/sase_search/epoch_50.pth [--out genotype.json]
 
 Prints softmax(α) per edge and the derived operations (argmax per edge, spec §4), and
-writes the genotype JSON that every SASE config accepts (``genotype='genotype.json'``).
+writes the genotype JSON that every SASE config accepts (``genotype='genotype.json'``):
+by default ``epoch_50_genotype.json`` beside the checkpoint (the search's own
+``genotype.json``, that of its last epoch, is left alone).
 """
 import argparse
 import os.path as osp
@@ -13,47 +15,58 @@ import torch
 from mmsase.models.sase.genotype import save_genotype
 from mmsase.models.sase.supernet import ArchitectureParams
 from mmsase.models.search_space import EDGE_OP_SET, EDGES, OP_SETS
-from mmsase.utils.checkpoint import install_checkpoint_safety, load_checkpoint_file
+from mmsase.utils.checkpoint import load_checkpoint_file
+from mmsase.utils.launch import run_cli
 
 ALPHA_KEY = 'architecture.alpha'
 
 
-def find_alpha(state_dict: dict, filename: str) -> torch.Tensor:
-    keys = [k for k in state_dict if k == ALPHA_KEY or k.endswith('.' + ALPHA_KEY)]
+def find_alpha(checkpoint, filename: str) -> torch.Tensor:
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
+        else None
+    keys = [k for k in state_dict or {} if k == ALPHA_KEY or k.endswith('.' + ALPHA_KEY)]
     if len(keys) != 1:
-        raise SystemExit(
-            f'error: {filename} is not a SASE search checkpoint: expected one '
-            f'"{ALPHA_KEY}" entry in its state_dict, found {keys or "none"}')
+        found = f'found {keys or "none"}' if isinstance(state_dict, dict) else \
+            f'it holds a {type(checkpoint).__name__}, not a dict'
+        raise ValueError(f'{filename} is not a SASE search checkpoint: expected one '
+                         f'"{ALPHA_KEY}" entry in its state_dict, {found}')
     return state_dict[keys[0]]
+
+
+def default_output(checkpoint: str) -> str:
+    stem = osp.splitext(osp.basename(checkpoint))[0]
+    return osp.join(osp.dirname(osp.abspath(checkpoint)), f'{stem}_genotype.json')
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('checkpoint', help='checkpoint written by a SASE search run')
-    parser.add_argument('--out', help='genotype JSON to write (default: genotype.json '
-                        'beside the checkpoint)')
+    parser.add_argument('--out', help='genotype JSON to write (default: CHECKPOINT_NAME'
+                        '_genotype.json beside the checkpoint)')
     args = parser.parse_args()
 
-    install_checkpoint_safety()
     checkpoint = load_checkpoint_file(args.checkpoint, map_location='cpu')
-    state_dict = checkpoint.get('state_dict', checkpoint)
+    alpha = find_alpha(checkpoint, args.checkpoint)
     arch = ArchitectureParams()
-    alpha = find_alpha(state_dict, args.checkpoint)
     if alpha.shape != arch.alpha.shape:
-        raise SystemExit(f'error: {args.checkpoint}: α has shape {tuple(alpha.shape)}, '
+        raise ValueError(f'{args.checkpoint}: α has shape {tuple(alpha.shape)}, '
                          f'expected {tuple(arch.alpha.shape)} (edges × operations)')
     with torch.no_grad():
         arch.alpha.copy_(alpha)
-    probs = arch.probabilities()
     genotype = arch.derive()
+    probs = arch.probabilities()
     for i, edge in enumerate(EDGES):
         ops = list(OP_SETS[EDGE_OP_SET[edge]])
         weights = '  '.join(f'{op}={p:.3f}' for op, p in zip(ops, probs[i].tolist()))
         print(f'{edge:>4}: {genotype[edge]:<11} | {weights}')
-    out = args.out or osp.join(osp.dirname(osp.abspath(args.checkpoint)), 'genotype.json')
-    save_genotype(genotype, out)
+    out = args.out or default_output(args.checkpoint)
+    metadata = dict(_checkpoint=osp.abspath(args.checkpoint))
+    epoch = checkpoint.get('meta', {}).get('epoch')
+    if epoch is not None:
+        metadata['_epoch'] = epoch
+    save_genotype(genotype, out, metadata)
     print(f'genotype written to {out}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

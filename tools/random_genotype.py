@@ -6,6 +6,7 @@
 import argparse
 
 from mmsase.models.sase.genotype import random_genotype, save_genotype
+from mmsase.utils.launch import run_cli
 
 
 def main():
@@ -14,10 +15,10 @@ def main():
     parser.add_argument('--out', required=True, help='genotype JSON to write')
     args = parser.parse_args()
     genotype = random_genotype(args.seed)
-    save_genotype(genotype, args.out)
+    save_genotype(genotype, args.out, dict(_random_seed=args.seed))
     print(' '.join(f'{edge}={op}' for edge, op in genotype.items()))
     print(f'genotype written to {args.out}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

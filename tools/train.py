@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsase.engine  # noqa: F401  (checkpoint safety, optimizer wrappers, loops, hooks)
+from mmsase.utils.checkpoint import latest_checkpoint
 from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 
@@ -39,8 +40,10 @@ def main():
                                'in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = latest_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
+        if not cfg.resume:
+            print(f'--resume: no checkpoint in {cfg.work_dir}, starting from scratch')
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

@@ -4,14 +4,21 @@
   the argument, so its own checkpoints (message hub history buffers, numpy arrays in the
   meta) fail to load. We keep weights-only loading and allow-list the few classes that an
   mmengine checkpoint holds, instead of switching the protection off.
-* Local checkpoint files and the ``last_checkpoint`` pointer are written atomically.
+* Local checkpoint files are written atomically. The ``last_checkpoint`` pointer is not
+  (mmengine's ``CheckpointHook`` writes it in place), so :func:`latest_checkpoint` does not
+  trust it blindly: an empty pointer, or one naming a missing file, falls back to the newest
+  checkpoint in the work dir.
 * A missing, truncated or corrupt checkpoint raises :class:`CheckpointError` naming the
   file and what to do, instead of a deep ``PytorchStreamReader``/unpickling traceback.
 """
 import codecs
+import glob
+import logging
 import os.path as osp
 import pickle
+import re
 import zipfile
+from typing import Optional
 
 import numpy as np
 import torch
@@ -91,6 +98,34 @@ def _corrupt_message(filename: str, error: Exception) -> str:
     return (f'checkpoint {filename!r} ({size} bytes) is truncated or corrupt and cannot '
             f'be read ({type(error).__name__}: {reason}). '
             'Re-create it, or resume from an earlier checkpoint in the same work dir.')
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from in ``work_dir``, or None if it holds none.
+
+    The one ``last_checkpoint`` names, if that file exists; otherwise (no pointer, an empty
+    one, or a stale one) the newest ``epoch_N.pth`` / ``iter_N.pth`` by modification time
+    and then by ``N``, with a warning when a pointer was passed over.
+    """
+    from mmengine.logging import print_log
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and osp.isfile(named):
+            return named
+    candidates = []
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        match = re.fullmatch(r'(?:epoch|iter)_(\d+)\.pth', osp.basename(path))
+        if match:
+            candidates.append((osp.getmtime(path), int(match.group(1)), path))
+    newest = max(candidates)[2] if candidates else None
+    if osp.isfile(pointer):
+        print_log(f'{pointer} names {named!r}, which does not exist; resuming from '
+                  f'{newest!r}, the newest checkpoint in {work_dir}', logger='current',
+                  level=logging.WARNING)
+    return newest
 
 
 def load_torchvision_offline(filename: str, map_location=None):

@@ -19,6 +19,13 @@ def setup_amp(cfg: Config) -> None:
     """Automatic mixed precision: fp16 with loss scaling on CUDA, bfloat16 autocast on CPU."""
     if 'optim_wrapper' not in cfg:
         raise ValueError('--amp needs an optim_wrapper in the config')
+    constructor = cfg.optim_wrapper.get('constructor', '')
+    if 'SearchOptimWrapperConstructor' in getattr(constructor, '__name__', str(constructor)):
+        raise ValueError('--amp is not supported for a SASE search (its optim_wrapper holds '
+                         f'{sorted(k for k in cfg.optim_wrapper if k != "constructor")}): the '
+                         "architecture step's extra passes run outside the optimizer "
+                         'wrappers, so only part of each iteration would be autocast. Run '
+                         'the search in float32; --amp applies to the training configs.')
     if torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

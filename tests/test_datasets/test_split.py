@@ -81,3 +81,10 @@ def test_rejected_samples_are_replaced_from_the_same_part():
 def test_bad_part():
     with pytest.raises(ValueError, match='part'):
         SplitDataset(dict(type='mmsase.Digits32'), part=2, num_parts=2)
+
+
+@pytest.mark.parametrize('seed', [None, 1.5, True, '0'])
+def test_seed_must_be_an_int(seed):
+    """seed=None would draw each part's permutation afresh: overlapping 'halves'."""
+    with pytest.raises(ValueError, match=f'seed must be an int.*got {seed!r}'):
+        SplitDataset(dict(type='mmsase.Digits32'), part=0, seed=seed)

@@ -1,6 +1,9 @@
 """--amp: bfloat16 autocast on CPU (mmengine's AmpOptimWrapper needs an accelerator)."""
+import pytest
 import torch
 from mmengine.config import Config
+
+import mmsase
 
 from mmsase.engine.optim_wrappers import CPUAutocastOptimWrapper
 from mmsase.utils.launch import setup_amp
@@ -23,3 +26,10 @@ def test_amp_flag_picks_the_cpu_wrapper_without_gpus(monkeypatch):
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=1))))
     setup_amp(cfg)
     assert cfg.optim_wrapper.type == 'mmsase.CPUAutocastOptimWrapper'
+
+
+def test_amp_flag_refuses_a_search_config():
+    cfg = Config.fromfile(mmsase.config_path('sase_search_resnet20_cifar10.py'))
+    with pytest.raises(ValueError, match=r"not supported for a SASE search.*\['architecture', "
+                       r"'weights'\]"):
+        setup_amp(cfg)

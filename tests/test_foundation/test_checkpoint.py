@@ -132,3 +132,22 @@ def test_getattr_stand_in_only_gives_history_buffer_methods(tmp_path):
                         (os, 'system'), (torch, 'load')]:
         with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer'):
             history_buffer_method(owner, name)
+
+
+def test_latest_checkpoint_survives_a_torn_pointer(tmp_path):
+    from mmsase.utils.checkpoint import latest_checkpoint
+    assert latest_checkpoint(str(tmp_path)) is None
+    for n in (1, 2, 10):
+        path = tmp_path / f'epoch_{n}.pth'
+        path.write_bytes(b'x')
+        os.utime(path, (n, n))
+    (tmp_path / 'best_accuracy_epoch_11.pth').write_bytes(b'x')  # not a resume point
+    pointer = tmp_path / 'last_checkpoint'
+    pointer.write_text(str(tmp_path / 'epoch_2.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    newest = str(tmp_path / 'epoch_10.pth')
+    for torn in ('', str(tmp_path / 'epoch_99.pth')):  # emptied by a crash; stale
+        pointer.write_text(torn)
+        assert latest_checkpoint(str(tmp_path)) == newest
+    pointer.unlink()
+    assert latest_checkpoint(str(tmp_path)) == newest

@@ -48,6 +48,15 @@ def test_derive_picks_the_argmax_of_every_edge():
     assert (arch.probabilities().max(-1).values >= 1 - 1e-6).all()
 
 
+def test_derive_refuses_a_diverged_alpha():
+    arch = ArchitectureParams()
+    with torch.no_grad():
+        arch.alpha[2, 3] = float('nan')
+        arch.alpha[5, 0] = float('inf')
+    with pytest.raises(ValueError, match=r"edge\(s\) \['ce2', 'se'\] is not finite"):
+        arch.derive()
+
+
 # ---------------------------------------------------------------------------------------------
 # MixedOp
 # ---------------------------------------------------------------------------------------------

@@ -71,6 +71,19 @@ def test_derive_genotype_tool_matches_the_hook(straight, tmp_path):
         derived, logged = json.load(f1), json.load(f2)
     assert {k: v for k, v in derived.items() if not k.startswith('_')} == \
         {k: v for k, v in logged.items() if not k.startswith('_')}
+    assert derived['_epoch'] == logged['_epoch'] == 2
+
+
+def test_derive_genotype_default_output_leaves_the_search_genotype_alone(straight):
+    with open(osp.join(straight, 'genotype.json')) as f:
+        logged = f.read()
+    run_tool('tools/derive_genotype.py', osp.join(straight, 'epoch_1.pth'))
+    with open(osp.join(straight, 'epoch_1_genotype.json')) as f:
+        derived = json.load(f)
+    assert derived['_epoch'] == 1
+    assert derived['_checkpoint'] == osp.join(straight, 'epoch_1.pth')
+    with open(osp.join(straight, 'genotype.json')) as f:
+        assert f.read() == logged
 
 
 def test_derive_genotype_rejects_non_search_checkpoint(tmp_path):
@@ -78,6 +91,10 @@ def test_derive_genotype_rejects_non_search_checkpoint(tmp_path):
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, ckpt)
     out = run_tool('tools/derive_genotype.py', str(ckpt), check=False)
     assert out.returncode != 0 and 'not a SASE search checkpoint' in out.stderr
+    torch.save(torch.zeros(3), ckpt)
+    out = run_tool('tools/derive_genotype.py', str(ckpt), check=False)
+    assert out.returncode != 0 and 'holds a Tensor, not a dict' in out.stderr
+    assert 'Traceback' not in out.stderr
 
 
 def test_random_genotype_feeds_the_configs(tmp_path):
