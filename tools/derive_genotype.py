@@ -22,14 +22,15 @@ ALPHA_KEY = 'architecture.alpha'
 
 
 def find_alpha(checkpoint, filename: str) -> torch.Tensor:
-    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
-        else None
-    keys = [k for k in state_dict or {} if k == ALPHA_KEY or k.endswith('.' + ALPHA_KEY)]
+    not_search = f'{filename} is not a SASE search checkpoint'
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{not_search}: it holds a {type(checkpoint).__name__}, not a dict')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    keys = [k for k in state_dict if k == ALPHA_KEY or k.endswith('.' + ALPHA_KEY)] \
+        if isinstance(state_dict, dict) else []
     if len(keys) != 1:
-        found = f'found {keys or "none"}' if isinstance(state_dict, dict) else \
-            f'it holds a {type(checkpoint).__name__}, not a dict'
-        raise ValueError(f'{filename} is not a SASE search checkpoint: expected one '
-                         f'"{ALPHA_KEY}" entry in its state_dict, {found}')
+        raise ValueError(f'{not_search}: expected one "{ALPHA_KEY}" entry in its state_dict, '
+                         f'found {keys or "none"}')
     return state_dict[keys[0]]
 
 
