@@ -5,7 +5,7 @@ import os.path as osp
 import re
 
 import pytest
-from _tools import run_tool
+from _tools import ROOT, run_tool
 
 EDGES = ('cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se')
 
@@ -37,3 +37,18 @@ def test_demo_runs_every_stage(tmp_path):
     assert scores, out
     assert 0 <= float(scores[1]) <= float(scores[2]) <= 1
     assert re.search(r'demo finished in [\d.]+ min', out)
+
+
+def test_classification_alone_leaves_out_the_searched_row(tmp_path, monkeypatch, capsys):
+    """Without a search in the work dir there is no searched genotype: no row claims one."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('demo', osp.join(ROOT, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    commands = []
+    monkeypatch.setattr(demo, 'run', lambda args, log: commands.append(args) or
+                        'accuracy/top1: 50.0')
+    rows = demo.classification(str(tmp_path), 1, genotype_file=None)
+    assert [name for name, _ in rows] == ['plain', '+ SE', '+ SASE (paper genotype)']
+    assert not any('--genotype' in args for args in commands)
+    assert 'the searched-SASE row is left out' in capsys.readouterr().out
