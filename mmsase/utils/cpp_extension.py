@@ -9,8 +9,10 @@ and not retried in that process; callers then run their eager PyTorch path.
 import hashlib
 import logging
 import os
+import sys
 import threading
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,24 @@ def dispatch_mode_active() -> bool:
     import torch
     stack_len = getattr(torch._C, '_len_torch_dispatch_stack', None)
     return bool(stack_len and stack_len())
+
+
+@contextmanager
+def interpreter_tools_first() -> Iterator[None]:
+    """Put the interpreter's own ``bin`` directory first on ``PATH`` while building.
+
+    torch runs whichever ``ninja`` ``PATH`` finds first, and ninja versions keep their
+    build logs in incompatible formats: ``.venv/bin/python`` run directly (``make``) and the
+    same python in an activated virtualenv would find two ninjas and rebuild every kernel
+    at each switch. The ninja installed beside the interpreter, if any, is used either way.
+    """
+    original = os.environ.get('PATH', '')
+    bin_dir = os.path.dirname(sys.executable)
+    os.environ['PATH'] = os.pathsep.join([bin_dir, original]) if original else bin_dir
+    try:
+        yield
+    finally:
+        os.environ['PATH'] = original
 
 
 class LazyExtension:
@@ -84,9 +104,10 @@ class LazyExtension:
                     if not os.path.isfile(self.source):  # an install that did not ship it
                         raise FileNotFoundError(f'{self.source} is missing')
                     from torch.utils.cpp_extension import load
-                    self._module = load(name=self.name, sources=[self.source],
-                                        extra_cflags=self.extra_cflags,
-                                        extra_ldflags=['-fopenmp'], verbose=verbose)
+                    with interpreter_tools_first():
+                        self._module = load(name=self.name, sources=[self.source],
+                                            extra_cflags=self.extra_cflags,
+                                            extra_ldflags=['-fopenmp'], verbose=verbose)
                 except Exception as err:  # compiler missing, build error, ...
                     self.failed = True
                     message = str(err).strip()

@@ -6,12 +6,14 @@ cannot be built; the dispatch tests need no compiler except where they check the
 is taken.
 """
 import logging
+import os
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmsase.models.sase import PAPER_GENOTYPE, SASE, fused, random_genotype
+from mmsase.utils.cpp_extension import LazyExtension
 
 from .helpers import randomize_, single_thread  # noqa: F401 (autouse fixture)
 
@@ -255,3 +257,19 @@ def test_fusion_bn_without_running_stats_uses_the_modules(ext):
     with torch.no_grad():
         torch.testing.assert_close(fused.fused_forward(block, x, ext), reference(block, x),
                                    rtol=RTOL, atol=ATOL)
+
+
+def test_builds_find_the_tools_beside_the_interpreter_first(monkeypatch):
+    """Whether or not a virtualenv is activated, its ninja builds the kernels (two ninja
+    versions would rebuild them at every switch)."""
+    import sys
+
+    import torch.utils.cpp_extension as cpp_extension
+    seen = []
+    monkeypatch.setattr(cpp_extension, 'load',
+                        lambda **kwargs: seen.append(os.environ['PATH']) or 'module')
+    monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    extension = LazyExtension(fused.EXTENSION.source, 'probe', 'probe')
+    assert extension.load() == 'module'
+    assert seen == [os.pathsep.join([os.path.dirname(sys.executable), '/usr/bin:/bin'])]
+    assert os.environ['PATH'] == '/usr/bin:/bin'
