@@ -7,7 +7,11 @@ custom_imports = dict(imports=['mmsase.models', 'mmsase.engine'], allow_failed_i
 
 model = dict(backbone=dict(type='mmsase.AttentionResNet', depth=50))
 
-train_dataloader = dict(batch_size=32)  # x 4 GPUs = 128
+# mmsase.ImageNet: mmpretrain's, plus errors that say how to provide missing data
+dataset_type = 'mmsase.ImageNet'
+train_dataloader = dict(batch_size=32, dataset=dict(type=dataset_type))  # x 4 GPUs = 128
+val_dataloader = dict(dataset=dict(type=dataset_type))
+test_dataloader = dict(dataset=dict(type=dataset_type))
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
 param_scheduler = dict(
     _delete_=True, type='CosineAnnealingLR', T_max=100, eta_min=0.0, by_epoch=True,

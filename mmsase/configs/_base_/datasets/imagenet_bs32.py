@@ -1,8 +1,11 @@
-# New-style twin of mmpretrain's `_base_/datasets/imagenet_bs32.py`.
+# New-style twin of mmpretrain's `_base_/datasets/imagenet_bs32.py`, with mmsase's ImageNet
+# (mmpretrain's, plus errors that say how to provide missing data).
 from mmengine.dataset import DefaultSampler
-from mmpretrain.datasets import (CenterCrop, ImageNet, LoadImageFromFile, PackInputs,
-                                 RandomFlip, RandomResizedCrop, ResizeEdge)
+from mmpretrain.datasets import (CenterCrop, LoadImageFromFile, PackInputs, RandomFlip,
+                                 RandomResizedCrop, ResizeEdge)
 from mmpretrain.evaluation import Accuracy
+
+from mmsase.datasets import ImageNet
 
 dataset_type = ImageNet
 data_preprocessor = dict(
