@@ -134,3 +134,20 @@ def test_val_step_and_forward_delegate_to_classifier():
     assert len(model.test_step(toy_batch(range(2)))) == 2
     batch = model.data_preprocessor(toy_batch(range(2)), False)
     assert model(batch['inputs'], mode='tensor').shape == (2, 3)
+
+
+@pytest.mark.parametrize('setting', [dict(clip_grad=dict(max_norm=1.0)),
+                                     dict(accumulative_counts=2)])
+def test_unrolled_search_refuses_a_weight_step_it_cannot_model(setting):
+    from mmengine.optim import build_optim_wrapper
+
+    from _search_toys import search_optim_wrapper_cfg
+    cfg = search_optim_wrapper_cfg()
+    cfg['weights'].update(setting)
+    model = build_search_model(unroll=True).train()
+    alpha_before = model.architecture.alpha.detach().clone()
+    with pytest.raises(ValueError, match='one plain SGD step.*model.unroll=False'):
+        model.train_step(search_data(), build_optim_wrapper(model, cfg))
+    assert torch.equal(model.architecture.alpha, alpha_before)
+    first_order = build_search_model(unroll=False).train()  # does not model the weight step
+    first_order.train_step(search_data(), build_optim_wrapper(first_order, cfg))

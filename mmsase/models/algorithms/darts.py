@@ -121,6 +121,8 @@ class SASESearch(BaseModel):
                              weights_batch: dict,
                              optim_wrapper: OptimWrapperDict) -> Tensor:
         """The ``alpha`` step. Leaves weights, buffers and the weight optimizer alone."""
+        if self.architect.unroll:
+            _check_plain_weight_step(optim_wrapper['weights'])
         alpha_grad, loss_arch = self.architect.alpha_gradient(
             architecture_batch, weights_batch,
             optim_wrapper['weights'].optimizer)
@@ -170,6 +172,19 @@ def _check_train_step_inputs(data, optim_wrapper) -> None:
             'SASESearch.train_step needs OptimWrapperDict(weights=..., '
             "architecture=...); use optim_wrapper=dict(constructor="
             "'mmsase.SearchOptimWrapperConstructor', weights=..., architecture=...)")
+
+
+def _check_plain_weight_step(optim_wrapper: OptimWrapper) -> None:
+    """The unrolled step's virtual step is one SGD step from this batch's gradient: the
+    real weight step must be that too, without clipping or accumulation."""
+    clip = getattr(optim_wrapper, 'clip_grad_kwargs', None)
+    accumulate = getattr(optim_wrapper, '_accumulative_counts', 1)
+    if clip or accumulate != 1:
+        raise ValueError(
+            'the unrolled (second-order) search models the weight step as one plain SGD '
+            f'step, but the weights\' optim wrapper has clip_grad={clip} and '
+            f'accumulative_counts={accumulate}: remove them (clip_grad=None, '
+            'accumulative_counts=1) or search first order (model.unroll=False)')
 
 
 def _backward_and_step(optim_wrapper: OptimWrapper, loss: Tensor,
