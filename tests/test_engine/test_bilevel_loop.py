@@ -40,19 +40,27 @@ def loader(part, batch_size):
         num_workers=0)
 
 
-def test_loop_consumes_both_splits(tmp_path):
-    model = RecordingModel()
-    runner = Runner(
-        model=model,
-        work_dir=str(tmp_path),
+def recording_runner(work_dir, seed=3):
+    return Runner(
+        model=RecordingModel(),
+        work_dir=str(work_dir),
         train_dataloader=loader(part=0, batch_size=2),
         train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', max_epochs=2,
                        arch_dataloader=loader(part=1, batch_size=5)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=None, logger=None),
-        randomness=dict(seed=3),
+        randomness=dict(seed=seed),
         default_scope='mmsase')
+
+
+def test_loop_consumes_both_splits(tmp_path, monkeypatch):
+    from mmsase.engine.loops import bilevel_loop
+    warnings = []
+    monkeypatch.setattr(bilevel_loop, 'print_log', lambda msg, **kw: warnings.append(msg))
+    runner = recording_runner(tmp_path)
     runner.train()
+    model = runner.model
+    assert warnings == []  # a fixed seed: resumption is exact
 
     from mmsase.datasets.split import split_indices
     weight_half, arch_half = (set(p.tolist()) for p in split_indices(20, 2, seed=0))
@@ -67,3 +75,11 @@ def test_loop_consumes_both_splits(tmp_path):
     # different orders in the two epochs (set_epoch), reseeded RNGs differ per epoch
     assert model.batches[0] != model.batches[5]
     assert model.rng_draws[0] != model.rng_draws[1]
+
+
+def test_loop_warns_that_resumption_needs_a_fixed_seed(tmp_path, monkeypatch):
+    from mmsase.engine.loops import bilevel_loop
+    warnings = []
+    monkeypatch.setattr(bilevel_loop, 'print_log', lambda msg, **kw: warnings.append(msg))
+    recording_runner(tmp_path, seed=None).train_loop  # builds the loop
+    assert len(warnings) == 1 and 'randomness.seed is not set' in warnings[0]

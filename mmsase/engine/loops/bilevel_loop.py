@@ -1,7 +1,9 @@
 """An epoch-based train loop that feeds both splits of a bi-level (DARTS) search."""
+import logging
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, set_random_seed
 from torch.utils.data import DataLoader
 
@@ -63,6 +65,12 @@ class BilevelEpochBasedTrainLoop(EpochBasedTrainLoop):
                     'diff_rank_seed', False))
         self.arch_dataloader = arch_dataloader
         self.reseed_every_epoch = reseed_every_epoch
+        if runner._randomness_cfg.get('seed') is None:
+            # the samplers are built (seeded) before a resume restores the run's seed
+            print_log('randomness.seed is not set: a search resumed with --resume will not '
+                      'see the data in the order an uninterrupted one does. Set '
+                      'randomness=dict(seed=...) for exact resumption.', logger='current',
+                      level=logging.WARNING)
 
     def run_epoch(self) -> None:
         self.runner.call_hook('before_train_epoch')
