@@ -99,9 +99,9 @@ class ArchitectureParams(nn.Module):
         alpha = self.alpha.detach()
         diverged = [edge for edge, row in zip(EDGES, alpha) if not row.isfinite().all()]
         if diverged:
-            raise ValueError(f'α of edge(s) {diverged} is not finite ({alpha.tolist()}): the '
-                             'search diverged and no genotype can be derived. Resume from an '
-                             'earlier checkpoint with lower learning rates.')
+            raise ValueError(f'α of edge(s) {diverged} is not finite (NaN or inf): the search '
+                             'diverged and no genotype can be derived. Resume from an earlier '
+                             'checkpoint with lower learning rates.')
         best = alpha.argmax(dim=-1).tolist()
         return {edge: self.op_names[edge][j] for edge, j in zip(EDGES, best)}
 
