@@ -126,6 +126,29 @@ def test_first_order_alpha_step_is_adam_on_val_gradient():
     torch.testing.assert_close(model.architecture.alpha, alpha, rtol=0, atol=1e-7)
 
 
+def test_each_step_reads_its_own_split_and_logs_its_loss():
+    """loss_arch is the classifier's loss on the architecture split (at w, first order); the
+    weight step is one SGD step on the weight split."""
+    torch.manual_seed(0)
+    model = build_search_model().train()
+    data = search_data()
+    reference = copy.deepcopy(model)
+    arch_batch = reference.data_preprocessor(data['architecture'], True)
+    with torch.no_grad():
+        expected_loss_arch = reference.classifier.parse_losses(
+            reference.classifier(**arch_batch, mode='loss'))[0]
+    reference = copy.deepcopy(model)
+    reference_wrappers = build_search_optim_wrapper(reference, architecture_lr=0.0)
+    reference._update_weights(reference.data_preprocessor(data['weights'], True),
+                              reference_wrappers['weights'])
+
+    log_vars = model.train_step(data, build_search_optim_wrapper(model, architecture_lr=0.0))
+    torch.testing.assert_close(log_vars['loss_arch'], expected_loss_arch, rtol=0, atol=1e-6)
+    for (name, p), q in zip(model.classifier.named_parameters(),
+                            reference.classifier.parameters()):
+        assert torch.equal(p, q), name
+
+
 def test_val_step_and_forward_delegate_to_classifier():
     torch.manual_seed(0)
     model = build_search_model().eval()

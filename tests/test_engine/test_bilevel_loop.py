@@ -17,6 +17,7 @@ class RecordingModel(BaseModel):
         self.linear = torch.nn.Linear(1, 1)
         self.batches = []
         self.rng_draws = []
+        self.extra_draws = 0  # random numbers drawn after recording, at each iteration
 
     def train_step(self, data, optim_wrapper):
         self.batches.append({
@@ -25,6 +26,8 @@ class RecordingModel(BaseModel):
         })
         if len(self.batches) % 5 == 1:  # the first iteration of an epoch
             self.rng_draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+        for _ in range(self.extra_draws):
+            random.random(), np.random.rand(), torch.rand(1)
         return {}
 
     def forward(self, *args, **kwargs):
@@ -72,8 +75,16 @@ def test_loop_consumes_both_splits(tmp_path, monkeypatch):
         arch_seen = [i for b in batches for i in b['architecture']]
         assert len(arch_seen) == 5 * 5  # the arch loader (2 batches) restarted
         assert set(arch_seen) == arch_half
-    # different orders in the two epochs (set_epoch), reseeded RNGs differ per epoch
-    assert model.batches[0] != model.batches[5]
+    # different orders in the two epochs, in both splits (set_epoch)
+    assert model.batches[0]['weights'] != model.batches[5]['weights']
+    assert [b['architecture'] for b in model.batches[:5]] != \
+        [b['architecture'] for b in model.batches[5:]]
+    # the global RNGs are reseeded from (seed, epoch) at each epoch start: what a run drew
+    # during epoch 0 does not change epoch 1's draws (as for a run resumed at epoch 1)
+    other = recording_runner(tmp_path / 'other')
+    other.model.extra_draws = 3
+    other.train()
+    assert other.model.rng_draws == model.rng_draws
     assert model.rng_draws[0] != model.rng_draws[1]
 
 

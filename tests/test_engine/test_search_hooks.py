@@ -12,6 +12,7 @@ from PIL import Image
 from mmsase.engine.hooks import AlphaPlotHook, GenotypeLoggerHook
 from mmsase.engine.hooks.genotype_hook import format_architecture
 from mmsase.models.sase.supernet import ArchitectureParams
+from mmsase.models.search_space import EDGES
 
 
 def fake_runner(work_dir, name):
@@ -23,7 +24,15 @@ def fake_runner(work_dir, name):
         logger=logging.getLogger(name), hooks=[])
 
 
-def test_hooks_write_genotype_history_and_plot(tmp_path, caplog):
+def test_hooks_write_genotype_history_and_plot(tmp_path, caplog, monkeypatch):
+    from mmsase.engine.hooks import alpha_plot_hook
+    plots, real_write = [], alpha_plot_hook.atomic_write
+
+    def recording_write(path, data):
+        plots.append(path)
+        real_write(path, data)
+
+    monkeypatch.setattr(alpha_plot_hook, 'atomic_write', recording_write)
     runner = fake_runner(tmp_path, 'genotype_hook_test')
     genotype_hook, plot_hook = GenotypeLoggerHook(), AlphaPlotHook()
     runner.hooks = [genotype_hook, plot_hook]
@@ -48,6 +57,33 @@ def test_hooks_write_genotype_history_and_plot(tmp_path, caplog):
     with Image.open(tmp_path / 'alpha_evolution.png') as image:
         assert image.format == 'PNG'
     assert sorted(os.listdir(tmp_path)) == ['alpha_evolution.png', 'genotype.json']
+    assert plots == [str(tmp_path / 'alpha_evolution.png')] * 2  # redrawn atomically
+
+
+def test_plot_has_one_panel_per_edge_and_one_line_per_op(monkeypatch):
+    from mmsase.engine.hooks import alpha_plot_hook
+    figures = []
+
+    class RecordedFigure(alpha_plot_hook.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            figures.append(self)
+
+    monkeypatch.setattr(alpha_plot_hook, 'Figure', RecordedFigure)
+    op_names = ArchitectureParams().op_names
+    g = torch.Generator().manual_seed(0)
+    probabilities = [torch.rand(6, 7, generator=g).softmax(-1).tolist() for _ in range(3)]
+    png = alpha_plot_hook.plot_alpha_history(
+        dict(epochs=[1, 2, 3], probabilities=probabilities), op_names)
+    assert png.startswith(b'\x89PNG')
+    panels = figures[0].axes
+    assert len(panels) == 6
+    for i, (edge, panel) in enumerate(zip(EDGES, panels)):
+        assert panel.get_title().startswith(edge)
+        assert [line.get_label() for line in panel.lines] == list(op_names[edge])
+        for j, line in enumerate(panel.lines):
+            assert list(line.get_xdata()) == [1, 2, 3]
+            assert list(line.get_ydata()) == [p[i][j] for p in probabilities]
 
 
 def test_plot_hook_needs_genotype_hook(tmp_path):

@@ -134,8 +134,10 @@ def test_getattr_stand_in_only_gives_history_buffer_methods(tmp_path):
             history_buffer_method(owner, name)
 
 
-def test_latest_checkpoint_survives_a_torn_pointer(tmp_path):
+def test_latest_checkpoint_survives_a_torn_pointer(tmp_path, monkeypatch):
     from mmsase.utils.checkpoint import latest_checkpoint
+    warnings = []
+    monkeypatch.setattr('mmengine.logging.print_log', lambda msg, **kw: warnings.append(msg))
     assert latest_checkpoint(str(tmp_path)) is None
     for n in (1, 2, 10):
         path = tmp_path / f'epoch_{n}.pth'
@@ -146,8 +148,15 @@ def test_latest_checkpoint_survives_a_torn_pointer(tmp_path):
     pointer.write_text(str(tmp_path / 'epoch_2.pth'))
     assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
     newest = str(tmp_path / 'epoch_10.pth')
+    assert warnings == []
     for torn in ('', str(tmp_path / 'epoch_99.pth')):  # emptied by a crash; stale
         pointer.write_text(torn)
         assert latest_checkpoint(str(tmp_path)) == newest
+    assert len(warnings) == 2 and all(str(pointer) in w and newest in w for w in warnings)
     pointer.unlink()
+    assert latest_checkpoint(str(tmp_path)) == newest
+    assert len(warnings) == 2  # no pointer: nothing passed over
+    os.utime(tmp_path / 'epoch_2.pth', (50, 50))  # the newest file wins over the largest N
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    os.utime(tmp_path / 'epoch_10.pth', (50, 50))  # equal times: the larger N
     assert latest_checkpoint(str(tmp_path)) == newest
