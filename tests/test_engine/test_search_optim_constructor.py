@@ -46,3 +46,34 @@ def test_wrong_keys_are_rejected(model):
     del cfg['architecture']
     with pytest.raises(ValueError, match='architecture'):
         build_optim_wrapper(model, cfg)
+
+
+def test_every_parameter_in_exactly_one_optimizer(model):
+    import copy
+    orphan = copy.deepcopy(model)
+    orphan.extra = torch.nn.Parameter(torch.zeros(1))  # under neither part
+    with pytest.raises(ValueError, match=r"parameters in no optimizer: \['extra'\]"):
+        build_optim_wrapper(orphan, search_optim_wrapper_cfg())
+    shared = copy.deepcopy(model)
+    shared.architecture.stolen = shared.classifier.head.fc.bias  # under both parts
+    with pytest.raises(ValueError, match="in both the 'weights' and the 'architecture'"):
+        build_optim_wrapper(shared, search_optim_wrapper_cfg())
+
+
+def test_each_part_may_name_its_own_constructor(model):
+    from mmengine.optim import DefaultOptimWrapperConstructor
+
+    from mmsase.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    built_for = []
+
+    class RecordingConstructor(DefaultOptimWrapperConstructor):
+        def __call__(self, module):
+            built_for.append(module)
+            return super().__call__(module)
+
+    OPTIM_WRAPPER_CONSTRUCTORS.register_module(
+        name='_RecordingConstructor', module=RecordingConstructor, force=True)
+    cfg = search_optim_wrapper_cfg()
+    cfg['weights']['constructor'] = '_RecordingConstructor'
+    build_optim_wrapper(model, cfg)
+    assert built_for == [model.classifier]
