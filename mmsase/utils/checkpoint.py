@@ -109,7 +109,7 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     """
     from mmengine.logging import print_log
     pointer = osp.join(work_dir, 'last_checkpoint')
-    named = ''
+    named = None
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip()
@@ -121,7 +121,7 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
         if match:
             candidates.append((osp.getmtime(path), int(match.group(1)), path))
     newest = max(candidates)[2] if candidates else None
-    if osp.isfile(pointer):
+    if named is not None:  # a pointer was there but named nothing usable
         print_log(f'{pointer} names {named!r}, which does not exist; resuming from '
                   f'{newest!r}, the newest checkpoint in {work_dir}', logger='current',
                   level=logging.WARNING)
