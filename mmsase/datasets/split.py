@@ -32,11 +32,15 @@ def split_indices(num_samples: int, num_parts: int = 2, seed: int = 0) -> List[n
     """
     if num_parts < 1:
         raise ValueError(f'num_parts must be >= 1, got {num_parts}')
+    _check_seed(seed)
+    order = np.random.default_rng(seed).permutation(num_samples)
+    return np.array_split(order, num_parts)
+
+
+def _check_seed(seed) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f'seed must be an int (the parts of one split, and a resumed run, '
                          f'must draw the same permutation), got {seed!r}')
-    order = np.random.default_rng(seed).permutation(num_samples)
-    return np.array_split(order, num_parts)
 
 
 @DATASETS.register_module()
@@ -74,7 +78,7 @@ class SplitDataset:
         if not 0 <= part < num_parts:
             raise ValueError(f'part must be in 0..{num_parts - 1} for num_parts={num_parts}, '
                              f'got {part}')
-        split_indices(0, num_parts, seed)  # checks the seed before the data set is built
+        _check_seed(seed)  # before the data set is built
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.part = part
         self.num_parts = num_parts
