@@ -69,13 +69,14 @@ def search(work_dir, epochs):
 def classification(work_dir, epochs, genotype_file):
     print('\n[2/3] ResNet-20 on the digits: plain vs SE vs searched SASE (same settings)')
     runs = [('plain', 'cifar_resnet20_digits.py', []),
-            ('+ SE', 'cifar_resnet20_se_digits.py', []),
-            ('+ SASE (searched)', 'cifar_resnet20_sase_digits.py', ['--genotype', genotype_file]),
-            ('+ SASE (paper genotype)', 'cifar_resnet20_sase_digits.py', [])]
-    if genotype_file is None:
+            ('+ SE', 'cifar_resnet20_se_digits.py', [])]
+    if genotype_file is not None:
+        runs.append(('+ SASE (searched)', 'cifar_resnet20_sase_digits.py',
+                     ['--genotype', genotype_file]))
+    else:
         print(f'  no search in {osp.join(work_dir, "search")} (run the search stage first): '
               'the searched-SASE row is left out')
-        runs = [r for r in runs if r[0] != '+ SASE (searched)']
+    runs.append(('+ SASE (paper genotype)', 'cifar_resnet20_sase_digits.py', []))
     rows = []
     for name, config, extra in runs:
         tag = re.sub(r'\W+', '_', name).strip('_')
