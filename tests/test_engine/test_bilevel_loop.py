@@ -2,6 +2,7 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
@@ -43,6 +44,15 @@ def loader(part, batch_size):
         num_workers=0)
 
 
+@pytest.fixture
+def loop_warnings(monkeypatch):
+    """The messages the loop logs."""
+    from mmsase.engine.loops import bilevel_loop
+    messages = []
+    monkeypatch.setattr(bilevel_loop, 'print_log', lambda msg, **kw: messages.append(msg))
+    return messages
+
+
 def recording_runner(work_dir, seed=3):
     return Runner(
         model=RecordingModel(),
@@ -56,14 +66,11 @@ def recording_runner(work_dir, seed=3):
         default_scope='mmsase')
 
 
-def test_loop_consumes_both_splits(tmp_path, monkeypatch):
-    from mmsase.engine.loops import bilevel_loop
-    warnings = []
-    monkeypatch.setattr(bilevel_loop, 'print_log', lambda msg, **kw: warnings.append(msg))
+def test_loop_consumes_both_splits(tmp_path, loop_warnings):
     runner = recording_runner(tmp_path)
     runner.train()
     model = runner.model
-    assert warnings == []  # a fixed seed: resumption is exact
+    assert loop_warnings == []  # a fixed seed: resumption is exact
 
     from mmsase.datasets.split import split_indices
     weight_half, arch_half = (set(p.tolist()) for p in split_indices(20, 2, seed=0))
@@ -88,9 +95,6 @@ def test_loop_consumes_both_splits(tmp_path, monkeypatch):
     assert model.rng_draws[0] != model.rng_draws[1]
 
 
-def test_loop_warns_that_resumption_needs_a_fixed_seed(tmp_path, monkeypatch):
-    from mmsase.engine.loops import bilevel_loop
-    warnings = []
-    monkeypatch.setattr(bilevel_loop, 'print_log', lambda msg, **kw: warnings.append(msg))
+def test_loop_warns_that_resumption_needs_a_fixed_seed(tmp_path, loop_warnings):
     recording_runner(tmp_path, seed=None).train_loop  # builds the loop
-    assert len(warnings) == 1 and 'randomness.seed is not set' in warnings[0]
+    assert len(loop_warnings) == 1 and 'randomness.seed is not set' in loop_warnings[0]
