@@ -1,6 +1,8 @@
 """Two gloo processes searching on different data must keep identical alpha and weights."""
+import faulthandler
 import os
 import socket
+import warnings
 
 import pytest
 import torch
@@ -29,8 +31,12 @@ def gather(tensor: torch.Tensor) -> list:
 
 
 def search_worker(rank: int, port: int, result_path: str) -> None:
+    faulthandler.enable()  # a native abort still prints where each thread was
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=WORLD_SIZE)
+    # gloo's set-up and tear-down are not synchronising: a rank that tears down while its
+    # peer is still connecting or sending can abort it. Barriers bracket the work.
+    dist.barrier()
     torch.set_num_threads(1)
     try:
         from _search_toys import build_search_model, build_search_optim_wrapper, toy_batch
@@ -50,14 +56,31 @@ def search_worker(rank: int, port: int, result_path: str) -> None:
         all_losses = gather(torch.stack(losses).double())
         if rank == 0:
             torch.save(dict(initial=initial, final=final, losses=all_losses), result_path)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def spawn_search(result_path: str, attempts: int = 2) -> None:
+    """Run the two ranks; a rank killed by a signal is retried once, on a fresh port.
+
+    Seen once in CI: a rank aborted natively ("terminate called without an active
+    exception") before its first collective; 40 local runs, some under CPU load, did not
+    repeat it. A Python exception or a failed check in a rank is never retried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            mp.spawn(search_worker, args=(free_port(), result_path), nprocs=WORLD_SIZE)
+            return
+        except mp.ProcessExitedException as err:
+            if err.signal_name is None or attempt == attempts:
+                raise
+            warnings.warn(f'rank {err.error_index} died of {err.signal_name}; retrying once')
 
 
 @pytest.mark.slow
 def test_ranks_stay_identical(tmp_path):
     result_path = str(tmp_path / 'result.pt')
-    mp.spawn(search_worker, args=(free_port(), result_path), nprocs=WORLD_SIZE)
+    spawn_search(result_path)
     result = torch.load(result_path)
     assert not torch.equal(result['initial'][0], result['initial'][1])
     assert not torch.equal(result['losses'][0], result['losses'][1])  # different data
