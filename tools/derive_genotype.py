@@ -2,8 +2,8 @@
 
     python tools/derive_genotype.py work_dirs/sase_search/epoch_50.pth [--out genotype.json]
 
-Prints softmax(α) per edge and the derived operations (argmax per edge, spec §4), and
-writes the genotype JSON that every SASE config accepts (``genotype='genotype.json'``):
+Prints softmax(α) per edge and the derived operations (argmax per edge, spec §4) in the
+layout the search logs every epoch, and writes the genotype JSON that every SASE config accepts (``genotype='genotype.json'``):
 by default ``epoch_50_genotype.json`` beside the checkpoint (the search's own
 ``genotype.json``, that of its last epoch, is left alone).
 """
@@ -12,9 +12,9 @@ import os.path as osp
 
 import torch
 
+from mmsase.engine.hooks.genotype_hook import format_architecture
 from mmsase.models.sase.genotype import save_genotype
 from mmsase.models.sase.supernet import ArchitectureParams
-from mmsase.models.search_space import EDGE_OP_SET, EDGES, OP_SETS
 from mmsase.utils.checkpoint import load_checkpoint_file
 from mmsase.utils.launch import run_cli
 
@@ -55,11 +55,9 @@ def main():
     with torch.no_grad():
         arch.alpha.copy_(alpha)
     genotype = arch.derive()
-    probs = arch.probabilities()
-    for i, edge in enumerate(EDGES):
-        ops = list(OP_SETS[EDGE_OP_SET[edge]])
-        weights = '  '.join(f'{op}={p:.3f}' for op, p in zip(ops, probs[i].tolist()))
-        print(f'{edge:>4}: {genotype[edge]:<11} | {weights}')
+    print('softmax(alpha) per edge, * = derived:')
+    print(format_architecture(arch.probabilities().tolist(), arch.op_names))
+    print(f'genotype: {genotype}')
     out = args.out or default_output(args.checkpoint)
     metadata = dict(_checkpoint=osp.abspath(args.checkpoint))
     epoch = checkpoint.get('meta', {}).get('epoch')
