@@ -99,18 +99,23 @@ def loss_with(network, batch, weights):
         batch)
 
 
-def exact_hypergradient(network, alpha, optimizer, train_batch, val_batch):
-    """d L_val(w'(alpha), alpha) / d alpha, differentiating through the SGD step."""
+def virtual_step(network, optimizer, train_batch, create_graph=False):
+    """w' = w - lr (dL_train/dw + momentum * buffer + weight_decay * w), name -> tensor."""
     group = optimizer.param_groups[0]
     lr, momentum, weight_decay = group['lr'], group['momentum'], group['weight_decay']
     weights = dict(network.named_parameters())
     train_loss = loss_with(network, train_batch, weights)
-    grads = torch.autograd.grad(train_loss, list(weights.values()), create_graph=True)
-    virtual = {
+    grads = torch.autograd.grad(train_loss, list(weights.values()), create_graph=create_graph)
+    return {
         name: w - lr * (g + momentum * optimizer.state[w]['momentum_buffer'] +
                         weight_decay * w)
         for (name, w), g in zip(weights.items(), grads)
     }
+
+
+def exact_hypergradient(network, alpha, optimizer, train_batch, val_batch):
+    """d L_val(w'(alpha), alpha) / d alpha, differentiating through the SGD step."""
+    virtual = virtual_step(network, optimizer, train_batch, create_graph=True)
     val_loss = loss_with(network, val_batch, virtual)
     hypergradient, = torch.autograd.grad(val_loss, alpha)
     direct_gradient, = torch.autograd.grad(
@@ -234,3 +239,34 @@ def test_frozen_weights_are_constants_of_the_virtual_step(setup):
         p.requires_grad_(False)
     gradient, _ = architect.alpha_gradient(val_batch, train_batch, optimizer)
     torch.testing.assert_close(gradient, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('scale', [0.01, 0.05])
+def test_finite_difference_points_sit_at_scale_along_the_val_gradient(setup, scale):
+    """w+- = w +- eps v with eps = scale / ||v||, v = dL_val/dw' (w'): both points lie at
+    distance ``scale`` from w, on either side, along v. (The hypergradient test alone cannot
+    tell eps = 0.01 / ||v|| from an unscaled eps = 0.01: both are accurate differences.)"""
+    network, alpha, optimizer = setup
+    train_batch, val_batch = make_batch(9), make_batch(10)
+    virtual = {n: w.detach().requires_grad_()
+               for n, w in virtual_step(network, optimizer, train_batch).items()}
+    v = torch.autograd.grad(loss_with(network, val_batch, virtual), list(virtual.values()))
+    v = torch.cat([g.flatten() for g in v])
+    w = torch.cat([p.detach().flatten() for p in network.parameters()])
+
+    architect = Architect(network, alpha, classification_loss, unroll=True,
+                          finite_difference_scale=scale)
+    points = []
+    loss = architect._loss
+
+    def recording_loss(batch, weights=None):
+        points.append(None if weights is None else
+                      torch.cat([weights[p].detach().flatten() for p in network.parameters()]))
+        return loss(batch, weights)
+
+    architect._loss = recording_loss
+    architect.alpha_gradient(val_batch, train_batch, optimizer)
+
+    _, _, w_plus, w_minus = points
+    torch.testing.assert_close(w_plus - w, scale * v / v.norm(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(w_minus - w, -scale * v / v.norm(), rtol=1e-9, atol=1e-12)
