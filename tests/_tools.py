@@ -1,6 +1,7 @@
 """Running the repository's tools in a subprocess, as a user would (shared by the tests)."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -21,3 +22,10 @@ def run_tool(*args, check: bool = True, env: dict = None, threads: int = None):
     if check and out.returncode != 0:
         raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
     return out
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -1,21 +1,15 @@
 """Two gloo processes searching on different data must keep identical alpha and weights."""
 import faulthandler
 import os
-import socket
 import warnings
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _tools import free_port
 
 WORLD_SIZE, STEPS = 2, 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def flat_state(model) -> torch.Tensor:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from _tools import ROOT, run_tool
+from _tools import ROOT, free_port, run_tool
 
 CLS_CONFIG = osp.join(ROOT, 'configs/demo/cifar_resnet20_sase_digits.py')
 # 128 training images at batch 64 = 2 iterations per epoch; 64 test images.
@@ -87,15 +87,15 @@ def test_bad_genotype_file_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_distributed_train_and_test_on_cpu(tmp_path):
     work_dir = str(tmp_path / 'dist')
-    env = dict(OMP_NUM_THREADS='1', PORT='29561')
-    run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29561',
+    env = dict(OMP_NUM_THREADS='1')
+    run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
              'tools/train.py', CLS_CONFIG, '--launcher', 'pytorch', '--work-dir', work_dir,
              '--cfg-options', 'train_cfg.max_epochs=1', *SMALL, env=env)
     ckpt = load(osp.join(work_dir, 'epoch_1.pth'))
     # 128 images over 2 ranks at batch 64: one iteration per epoch on each rank
     assert ckpt['meta']['iter'] == 1
     out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2',
-                   '--master_port=29562', 'tools/test.py', CLS_CONFIG,
+                   f'--master_port={free_port()}', 'tools/test.py', CLS_CONFIG,
                    osp.join(work_dir, 'epoch_1.pth'), '--launcher', 'pytorch',
                    '--work-dir', work_dir, '--cfg-options', *SMALL, env=env)
     assert re.search(r'accuracy/top1: [\d.]+', out.stdout), out.stdout[-2000:]
