@@ -3,9 +3,9 @@
     python tools/derive_genotype.py work_dirs/sase_search/epoch_50.pth [--out genotype.json]
 
 Prints softmax(α) per edge and the derived operations (argmax per edge, spec §4) in the
-layout the search logs every epoch, and writes the genotype JSON that every SASE config accepts (``genotype='genotype.json'``):
-by default ``epoch_50_genotype.json`` beside the checkpoint (the search's own
-``genotype.json``, that of its last epoch, is left alone).
+layout the search logs every epoch, and writes the genotype JSON that every SASE config
+accepts (``genotype='genotype.json'``): by default ``epoch_50_genotype.json`` beside the
+checkpoint (the search's own ``genotype.json``, that of its last epoch, is left alone).
 """
 import argparse
 import os.path as osp
