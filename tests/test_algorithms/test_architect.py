@@ -270,3 +270,41 @@ def test_finite_difference_points_sit_at_scale_along_the_val_gradient(setup, sca
     _, _, w_plus, w_minus = points
     torch.testing.assert_close(w_plus - w, scale * v / v.norm(), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(w_minus - w, -scale * v / v.norm(), rtol=1e-9, atol=1e-12)
+
+
+def test_virtual_step_is_the_next_sgd_iterate_with_per_group_settings():
+    """w' equals the weights after a real torch SGD step on the same batch, also when the
+    parameter groups differ in momentum and weight decay (e.g. paramwise_cfg)."""
+    torch.manual_seed(0)
+    alpha = nn.Parameter(torch.randn(NUM_EDGES, NUM_OPS, dtype=torch.double))
+    network = TinyMixedNet(alpha).double().train()
+    stem = list(network.stem.parameters()) + list(network.bn.parameters())
+    rest = [p for p in network.parameters() if all(p is not q for q in stem)]
+    optimizer = torch.optim.SGD([dict(params=stem, momentum=0.5, weight_decay=0.0),
+                                 dict(params=rest)], lr=0.3, momentum=0.9, weight_decay=5e-2)
+    for step in range(2):
+        optimizer.zero_grad()
+        classification_loss(network, make_batch(100 + step)).backward()
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    train_batch, val_batch = make_batch(11), make_batch(12)
+
+    stepped = copy.deepcopy(network)
+    stepped_optimizer = torch.optim.SGD(
+        [dict(params=list(stepped.stem.parameters()) + list(stepped.bn.parameters()),
+              momentum=0.5, weight_decay=0.0),
+         dict(params=[p for n, p in stepped.named_parameters()
+                      if not n.startswith(('stem.', 'bn.'))])],
+        lr=0.3, momentum=0.9, weight_decay=5e-2)
+    # a copy: load_state_dict keeps the very momentum buffers, which step() then updates
+    stepped_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    classification_loss(stepped, train_batch).backward()
+    stepped_optimizer.step()
+
+    architect = Architect(network, alpha, classification_loss, unroll=True)
+    points, loss = [], architect._loss
+    architect._loss = lambda batch, weights=None: (points.append(weights), loss(batch, weights))[1]
+    architect.alpha_gradient(val_batch, train_batch, optimizer)
+    virtual = points[1]
+    for (name, p), q in zip(network.named_parameters(), stepped.parameters()):
+        torch.testing.assert_close(virtual[p], q, rtol=1e-12, atol=1e-14, msg=name)

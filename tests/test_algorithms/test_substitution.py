@@ -107,3 +107,21 @@ def test_a_supernet_pass_leaves_the_index_current():
     with substitution({b: b.clone() for b in net.buffers()}):
         net(torch.randn(2, 16, 8, 8)).sum().backward()
     assert _Registrations.count == count
+
+
+def test_buffers_and_holds_follow_the_network():
+    net = make_net()
+    substitution = TensorSubstitution(net)
+    assert [id(b) for b in substitution.buffers()] == [id(b) for b in net.buffers()]
+    bn = net[1]
+    bn.running_mean = torch.zeros(4)  # setattr: a registration
+    bn._buffers['running_var'] = torch.ones(4)  # written directly, no registration
+    assert [id(b) for b in substitution.buffers()] == [id(b) for b in net.buffers()]
+    net.append(nn.BatchNorm1d(2))
+    net[-1].running_mean = bn.running_mean  # tied: listed once, like net.buffers()
+    assert [id(b) for b in substitution.buffers()] == [id(b) for b in net.buffers()]
+    assert all(substitution.holds(t) for t in [*net.parameters(), *net.buffers()])
+    assert not substitution.holds(torch.zeros(4))
+    old_weight = net[0].weight
+    net[0]._parameters['weight'] = nn.Parameter(old_weight.detach().clone())  # directly
+    assert substitution.holds(net[0].weight) and not substitution.holds(old_weight)

@@ -93,13 +93,13 @@ class Architect:
         # arithmetic, one call per list instead of a few per tensor — a supernet has ~1000.)
         train_grads = self._grad(self._loss(train_batch), weights)
         with torch.no_grad():
+            # new tensors: autograd may hand out one gradient tensor for several weights
             steps = _foreach_axpy(train_grads, weights, [w.weight_decay for w in sgd_weights])
             with_buffer = [i for i, w in enumerate(sgd_weights) if w.momentum_buffer is not None]
             if with_buffer:
-                momentum_terms = _foreach_axpy(
-                    None, [sgd_weights[i].momentum_buffer for i in with_buffer],
-                    [sgd_weights[i].momentum for i in with_buffer])
-                torch._foreach_add_([steps[i] for i in with_buffer], momentum_terms)
+                _foreach_axpy([steps[i] for i in with_buffer],
+                              [sgd_weights[i].momentum_buffer for i in with_buffer],
+                              [sgd_weights[i].momentum for i in with_buffer], in_place=True)
             virtual_weights = list(torch._foreach_add(weights, steps, alpha=-lr))
         for w in virtual_weights:
             w.requires_grad_()
@@ -128,7 +128,7 @@ class Architect:
     def _loss(self, batch: Any, weights: Optional[Dict[Tensor, Tensor]] = None) -> Tensor:
         """The loss with ``{weight: substitute}`` swapped in (the real weights elsewhere) and
         fresh copies of the buffers, so the BN running statistics are left alone."""
-        substitutes = {buffer: buffer.clone() for buffer in self.network.buffers()}
+        substitutes = {buffer: buffer.clone() for buffer in self.substitution.buffers()}
         substitutes.update(weights or {})
         with self.substitution(substitutes):
             loss = self.loss_fn(self.network, batch)
@@ -155,7 +155,6 @@ class Architect:
             raise ValueError('the unrolled step takes the virtual step of torch.optim.SGD, '
                              f'but the weight optimizer is {type(optimizer).__name__}: use '
                              'SGD, or the first-order search (unroll=False)')
-        network_weights = {id(p) for p in self.network.parameters()}
         sgd_weights, learning_rates = [], set()
         for group in optimizer.param_groups:
             if group.get('nesterov', False) or group.get('dampening', 0) or \
@@ -168,7 +167,7 @@ class Architect:
                 if param is self.alpha:
                     raise ValueError(
                         'alpha must not be updated by the weight optimizer')
-                if id(param) not in network_weights or not param.requires_grad:
+                if not param.requires_grad or not self.substitution.holds(param):
                     continue
                 learning_rates.add(group['lr'])
                 sgd_weights.append(_SGDWeight(
@@ -188,13 +187,15 @@ class _SGDWeight(NamedTuple):
     weight_decay: float
 
 
-def _foreach_axpy(ys: Optional[List[Tensor]], xs: List[Tensor],
-                  scales: List[float]) -> List[Tensor]:
-    """``[y + s · x]`` (``[s · x]`` without ``ys``) as new tensors: one foreach call when all
-    ``scales`` are equal (the usual single parameter group), one per tensor otherwise."""
-    if len(set(scales)) <= 1:
-        s = scales[0] if scales else 0.0
-        return list(torch._foreach_mul(xs, s) if ys is None else
-                    torch._foreach_add(ys, xs, alpha=s))
-    scaled = torch._foreach_mul(xs, scales)
-    return list(scaled if ys is None else torch._foreach_add(ys, scaled))
+def _foreach_axpy(ys: List[Tensor], xs: List[Tensor], scales: List[float],
+                  in_place: bool = False) -> List[Tensor]:
+    """``y + s · x`` for each ``(y, x, s)``, as new tensors or written into ``ys``: one
+    foreach call when all ``scales`` are equal (the usual single parameter group)."""
+    if len(set(scales)) > 1:
+        xs, scale = torch._foreach_mul(xs, scales), 1.0
+    else:
+        scale = scales[0] if scales else 0.0
+    if in_place:
+        torch._foreach_add_(ys, xs, alpha=scale)
+        return ys
+    return list(torch._foreach_add(ys, xs, alpha=scale))

@@ -59,11 +59,39 @@ class TensorSubstitution:
     def _index(self) -> None:
         self._indexed_at = _Registrations.count
         self._slots: Dict[int, List[_Slot]] = {}
+        self._buffer_slots: List[_Slot] = []
         for module in self.network.modules():
             for registry in (module._parameters, module._buffers):
                 for key, tensor in registry.items():
                     if tensor is not None:  # a tied tensor has one slot per module
                         self._slots.setdefault(id(tensor), []).append((registry, key))
+                        if registry is module._buffers:
+                            self._buffer_slots.append((registry, key))
+
+    def _refresh(self) -> None:
+        if self._indexed_at != _Registrations.count:
+            self._index()
+
+    def buffers(self) -> List[Tensor]:
+        """The network's buffers, each once: ``list(network.buffers())`` without walking the
+        module tree (~4 ms for the supernet)."""
+        self._refresh()
+        current = {}
+        for registry, key in self._buffer_slots:
+            tensor = registry.get(key)
+            if tensor is not None:
+                current[id(tensor)] = tensor
+        return list(current.values())
+
+    def holds(self, tensor: Tensor) -> bool:
+        """Whether ``tensor`` is a parameter or buffer of the network. (A tensor it does not
+        hold costs a new look-up of all places, in case it was written there directly.)"""
+        self._refresh()
+        try:
+            self._slots_of(tensor)
+        except KeyError:
+            return False
+        return True
 
     def _slots_of(self, tensor: Tensor) -> List[_Slot]:
         slots = self._slots.get(id(tensor))
@@ -79,8 +107,7 @@ class TensorSubstitution:
     def __call__(self, substitutes: Dict[Tensor, Tensor]) -> Iterator[None]:
         """Within the context, every registration of a key of ``substitutes`` (a parameter
         or buffer of the network) holds its value instead."""
-        if self._indexed_at != _Registrations.count:
-            self._index()
+        self._refresh()
         replaced: List[Tuple[_Slot, Tensor]] = []
         try:
             for original, substitute in substitutes.items():
