@@ -12,7 +12,6 @@ import os.path as osp
 
 import torch
 
-from mmsase.engine.hooks.genotype_hook import format_architecture
 from mmsase.models.sase.genotype import save_genotype
 from mmsase.models.sase.supernet import ArchitectureParams
 from mmsase.utils.checkpoint import load_checkpoint_file
@@ -56,7 +55,7 @@ def main():
         arch.alpha.copy_(alpha)
     genotype = arch.derive()
     print('softmax(alpha) per edge, * = derived:')
-    print(format_architecture(arch.probabilities().tolist(), arch.op_names))
+    print(arch.table())
     print(f'genotype: {genotype}')
     out = args.out or default_output(args.checkpoint)
     metadata = dict(_checkpoint=osp.abspath(args.checkpoint))

@@ -10,7 +10,6 @@ from mmengine.logging import MessageHub
 from PIL import Image
 
 from mmsase.engine.hooks import AlphaPlotHook, GenotypeLoggerHook
-from mmsase.engine.hooks.genotype_hook import format_architecture
 from mmsase.models.sase.supernet import ArchitectureParams
 from mmsase.models.search_space import EDGES
 
@@ -89,13 +88,3 @@ def test_plot_has_one_panel_per_edge_and_one_line_per_op(monkeypatch):
 def test_plot_hook_needs_genotype_hook(tmp_path):
     with pytest.raises(RuntimeError, match='GenotypeLoggerHook'):
         AlphaPlotHook().before_train(fake_runner(tmp_path, 'plot_hook_alone'))
-
-
-def test_architecture_table_lists_every_op():
-    architecture = ArchitectureParams()
-    probabilities = architecture.probabilities().tolist()
-    table = format_architecture(probabilities, architecture.op_names)
-    lines = table.splitlines()
-    assert [line.split()[0] for line in lines] == ['cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se']
-    assert all(line.count('*') == 1 for line in lines)
-    assert 'conv_3x3x2' in lines[5] and 'gsop' in lines[0]

@@ -1,5 +1,6 @@
 """The SASE supernet (spec §4): mixed ops, shared architecture logits, derivation."""
 import copy
+import re
 
 import pytest
 import torch
@@ -46,6 +47,28 @@ def test_derive_picks_the_argmax_of_every_edge():
     arch.set_genotype(PAPER_GENOTYPE)
     assert arch.derive() == dict(PAPER_GENOTYPE)
     assert (arch.probabilities().max(-1).values >= 1 - 1e-6).all()
+
+
+def test_table_gives_every_weight_and_marks_the_derived_op():
+    arch = ArchitectureParams()
+    genotype = random_genotype(12)
+    with torch.no_grad():
+        arch.alpha.normal_(0, 0.3)
+        for i, edge in enumerate(EDGES):
+            arch.alpha[i, list(OP_SETS[EDGE_OP_SET[edge]]).index(genotype[edge])] = 2.0
+    lines = arch.table().splitlines()
+    assert [line.split()[0] for line in lines] == list(EDGES)
+    probabilities = arch.probabilities()
+    for i, (edge, line) in enumerate(zip(EDGES, lines)):
+        cells = line.split()[1:]
+        names, weights = cells[0::2], [float(w) for w in cells[1::2]]
+        assert [n.lstrip('*') for n in names] == list(OP_SETS[EDGE_OP_SET[edge]])
+        assert [n for n in names if n.startswith('*')] == ['*' + genotype[edge]]
+        torch.testing.assert_close(torch.tensor(weights), probabilities[i], atol=5e-5, rtol=0)
+    cell_starts = [[m.start() for m in re.finditer(r'[ *]\w+ \d\.\d{4}', line)]
+                   for line in lines]
+    assert all(starts == cell_starts[0] for starts in cell_starts)  # columns line up
+    assert len(cell_starts[0]) == 7
 
 
 def test_derive_refuses_a_diverged_alpha():

@@ -67,13 +67,11 @@ def test_derive_genotype_tool_matches_the_hook(straight, tmp_path):
     out = run_tool('tools/derive_genotype.py', osp.join(straight, 'epoch_2.pth'),
                    '--out', out_file)
     assert 'genotype written to' in out.stdout
-    from mmsase.engine.hooks.genotype_hook import format_architecture
     from mmsase.models.sase.supernet import ArchitectureParams
     architecture = ArchitectureParams()
     with torch.no_grad():
         architecture.alpha.copy_(alpha_of(osp.join(straight, 'epoch_2.pth')))
-    assert format_architecture(architecture.probabilities().tolist(),
-                               architecture.op_names) in out.stdout
+    assert architecture.table() in out.stdout
     with open(out_file) as f1, open(osp.join(straight, 'genotype.json')) as f2:
         derived, logged = json.load(f1), json.load(f2)
     assert {k: v for k, v in derived.items() if not k.startswith('_')} == \

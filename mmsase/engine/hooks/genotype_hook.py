@@ -1,13 +1,12 @@
 """Logging the architecture of a SASE search after every epoch."""
 import os.path as osp
-from typing import Dict, List
+from typing import Dict
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmsase.models.sase.genotype import save_genotype
-from mmsase.models.search_space import EDGES
 from mmsase.registry import HOOKS
 
 #: Message-hub key of the per-epoch ``softmax(alpha)`` history (saved in checkpoints):
@@ -25,22 +24,6 @@ def alpha_history(runner) -> Dict[str, list]:
     """The recorded history (empty lists before the first epoch)."""
     return runner.message_hub.get_info(ALPHA_HISTORY_KEY,
                                        dict(epochs=[], probabilities=[]))
-
-
-def format_architecture(probabilities: List[List[float]],
-                        op_names: Dict[str, tuple]) -> str:
-    """One line per edge: each op with its weight, the derived op marked with ``*``."""
-    cells = []
-    for edge, row in zip(EDGES, probabilities):
-        best = max(range(len(row)), key=row.__getitem__)
-        cells.append([
-            f'{"*" if j == best else " "}{name} {p:.4f}'
-            for j, (name, p) in enumerate(zip(op_names[edge], row))
-        ])
-    widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
-    return '\n'.join(
-        (f'{edge:<4}' + '  '.join(cell.ljust(w) for cell, w in zip(line, widths))).rstrip()
-        for edge, line in zip(EDGES, cells))
 
 
 @HOOKS.register_module()
@@ -74,7 +57,7 @@ class GenotypeLoggerHook(Hook):
 
         runner.logger.info(
             f'architecture after epoch {epoch} (softmax(alpha) per edge, * = derived):\n'
-            + format_architecture(probabilities, model.architecture.op_names) +
+            + model.architecture.table() +
             f'\ngenotype: {genotype}')
         if is_main_process():
             save_genotype(

@@ -105,6 +105,19 @@ class ArchitectureParams(nn.Module):
         best = alpha.argmax(dim=-1).tolist()
         return {edge: self.op_names[edge][j] for edge, j in zip(EDGES, best)}
 
+    def table(self) -> str:
+        """``softmax(α)`` as text, one line per edge: each op with its weight, the op
+        :meth:`derive` picks marked with ``*`` (what the search logs every epoch)."""
+        cells = []
+        for edge, row in zip(EDGES, self.probabilities().tolist()):
+            best = max(range(len(row)), key=row.__getitem__)
+            cells.append([f'{"*" if j == best else " "}{name} {p:.4f}'
+                          for j, (name, p) in enumerate(zip(self.op_names[edge], row))])
+        widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
+        return '\n'.join(
+            (f'{edge:<4}' + '  '.join(cell.ljust(w) for cell, w in zip(line, widths))).rstrip()
+            for edge, line in zip(EDGES, cells))
+
     @torch.no_grad()
     def set_genotype(self, genotype: GenotypeLike, logit: float = 30.0) -> None:
         """Set ``α`` to (scaled) one-hot rows selecting ``genotype``: ``logit`` for the chosen
