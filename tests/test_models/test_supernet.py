@@ -36,13 +36,20 @@ def test_architecture_params_shape_and_init():
     torch.testing.assert_close(probs, torch.full((6, 7), 1 / 7), atol=1e-3, rtol=0)
 
 
-def test_derive_picks_the_argmax_of_every_edge():
+def architecture_favouring(genotype, noise_std, logit):
+    """``ArchitectureParams`` with ``α ~ N(0, noise_std²)`` and ``logit`` on each edge's op of
+    ``genotype``."""
     arch = ArchitectureParams()
-    genotype = random_genotype(11)
     with torch.no_grad():
-        arch.alpha.normal_(0, 0.01)
+        arch.alpha.normal_(0, noise_std)
         for i, edge in enumerate(EDGES):
-            arch.alpha[i, list(OP_SETS[EDGE_OP_SET[edge]]).index(genotype[edge])] = 0.5
+            arch.alpha[i, list(OP_SETS[EDGE_OP_SET[edge]]).index(genotype[edge])] = logit
+    return arch
+
+
+def test_derive_picks_the_argmax_of_every_edge():
+    genotype = random_genotype(11)
+    arch = architecture_favouring(genotype, noise_std=0.01, logit=0.5)
     assert arch.derive() == genotype
     arch.set_genotype(PAPER_GENOTYPE)
     assert arch.derive() == dict(PAPER_GENOTYPE)
@@ -50,12 +57,8 @@ def test_derive_picks_the_argmax_of_every_edge():
 
 
 def test_table_gives_every_weight_and_marks_the_derived_op():
-    arch = ArchitectureParams()
     genotype = random_genotype(12)
-    with torch.no_grad():
-        arch.alpha.normal_(0, 0.3)
-        for i, edge in enumerate(EDGES):
-            arch.alpha[i, list(OP_SETS[EDGE_OP_SET[edge]]).index(genotype[edge])] = 2.0
+    arch = architecture_favouring(genotype, noise_std=0.3, logit=2.0)
     lines = arch.table().splitlines()
     assert [line.split()[0] for line in lines] == list(EDGES)
     probabilities = arch.probabilities()
