@@ -55,14 +55,13 @@ def make_batch(seed, size=8):
     return inputs, labels
 
 
-@pytest.fixture
-def setup():
-    """A network after two real SGD steps (non-zero momentum buffers and weight decay)."""
+def trained_network(make_optimizer):
+    """A network after two real SGD steps of ``make_optimizer(network)`` (non-zero momentum
+    buffers and weight decay)."""
     torch.manual_seed(0)
     alpha = nn.Parameter(torch.randn(NUM_EDGES, NUM_OPS, dtype=torch.double))
     network = TinyMixedNet(alpha).double().train()
-    optimizer = torch.optim.SGD(
-        network.parameters(), lr=0.3, momentum=0.9, weight_decay=5e-2)
+    optimizer = make_optimizer(network)
     for step in range(2):
         optimizer.zero_grad()
         classification_loss(network, make_batch(100 + step)).backward()
@@ -70,6 +69,35 @@ def setup():
     optimizer.zero_grad(set_to_none=True)
     alpha.grad = None
     return network, alpha, optimizer
+
+
+@pytest.fixture
+def setup():
+    return trained_network(lambda network: torch.optim.SGD(
+        network.parameters(), lr=0.3, momentum=0.9, weight_decay=5e-2))
+
+
+def two_group_sgd(network):
+    """SGD whose stem group has its own momentum and no weight decay (as paramwise_cfg
+    makes)."""
+    named = list(network.named_parameters())
+    stem = [p for n, p in named if n.startswith(('stem.', 'bn.'))]
+    rest = [p for n, p in named if not n.startswith(('stem.', 'bn.'))]
+    return torch.optim.SGD([dict(params=stem, momentum=0.5, weight_decay=0.0),
+                            dict(params=rest)], lr=0.3, momentum=0.9, weight_decay=5e-2)
+
+
+def record_pass_weights(architect):
+    """Makes each pass of ``architect`` append the ``{weight: substitute}`` it runs with
+    (None: the network's own weights) to the returned list."""
+    passes, loss = [], architect._loss
+
+    def recording_loss(batch, weights=None):
+        passes.append(weights)
+        return loss(batch, weights)
+
+    architect._loss = recording_loss
+    return passes
 
 
 def snapshot(network, optimizer):
@@ -256,18 +284,11 @@ def test_finite_difference_points_sit_at_scale_along_the_val_gradient(setup, sca
 
     architect = Architect(network, alpha, classification_loss, unroll=True,
                           finite_difference_scale=scale)
-    points = []
-    loss = architect._loss
-
-    def recording_loss(batch, weights=None):
-        points.append(None if weights is None else
-                      torch.cat([weights[p].detach().flatten() for p in network.parameters()]))
-        return loss(batch, weights)
-
-    architect._loss = recording_loss
+    passes = record_pass_weights(architect)
     architect.alpha_gradient(val_batch, train_batch, optimizer)
 
-    _, _, w_plus, w_minus = points
+    w_plus, w_minus = (torch.cat([weights[p].detach().flatten() for p in network.parameters()])
+                       for weights in passes[2:])
     torch.testing.assert_close(w_plus - w, scale * v / v.norm(), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(w_minus - w, -scale * v / v.norm(), rtol=1e-9, atol=1e-12)
 
@@ -275,36 +296,19 @@ def test_finite_difference_points_sit_at_scale_along_the_val_gradient(setup, sca
 def test_virtual_step_is_the_next_sgd_iterate_with_per_group_settings():
     """w' equals the weights after a real torch SGD step on the same batch, also when the
     parameter groups differ in momentum and weight decay (e.g. paramwise_cfg)."""
-    torch.manual_seed(0)
-    alpha = nn.Parameter(torch.randn(NUM_EDGES, NUM_OPS, dtype=torch.double))
-    network = TinyMixedNet(alpha).double().train()
-    stem = list(network.stem.parameters()) + list(network.bn.parameters())
-    rest = [p for p in network.parameters() if all(p is not q for q in stem)]
-    optimizer = torch.optim.SGD([dict(params=stem, momentum=0.5, weight_decay=0.0),
-                                 dict(params=rest)], lr=0.3, momentum=0.9, weight_decay=5e-2)
-    for step in range(2):
-        optimizer.zero_grad()
-        classification_loss(network, make_batch(100 + step)).backward()
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    network, alpha, optimizer = trained_network(two_group_sgd)
     train_batch, val_batch = make_batch(11), make_batch(12)
 
     stepped = copy.deepcopy(network)
-    stepped_optimizer = torch.optim.SGD(
-        [dict(params=list(stepped.stem.parameters()) + list(stepped.bn.parameters()),
-              momentum=0.5, weight_decay=0.0),
-         dict(params=[p for n, p in stepped.named_parameters()
-                      if not n.startswith(('stem.', 'bn.'))])],
-        lr=0.3, momentum=0.9, weight_decay=5e-2)
+    stepped_optimizer = two_group_sgd(stepped)
     # a copy: load_state_dict keeps the very momentum buffers, which step() then updates
     stepped_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
     classification_loss(stepped, train_batch).backward()
     stepped_optimizer.step()
 
     architect = Architect(network, alpha, classification_loss, unroll=True)
-    points, loss = [], architect._loss
-    architect._loss = lambda batch, weights=None: (points.append(weights), loss(batch, weights))[1]
+    passes = record_pass_weights(architect)
     architect.alpha_gradient(val_batch, train_batch, optimizer)
-    virtual = points[1]
+    virtual = passes[1]
     for (name, p), q in zip(network.named_parameters(), stepped.parameters()):
         torch.testing.assert_close(virtual[p], q, rtol=1e-12, atol=1e-14, msg=name)
