@@ -23,5 +23,15 @@ def test_benchmark_search_prints_all_figures():
                          re.M), f'no line for {name}:\n{out}'
     passes = re.search(rf'alpha_only {number}, weights_only {number}, both {number}', out)
     assert passes and all(float(s) > 0 for s in passes.groups()), out
-    assert re.search(rf"pass \(at w'\) to take at most .* = {number} s; it takes {number} s",
-                     out), out
+    medians = {step: float(re.search(rf'^{step}\s+{number}', out, re.M).group(1))
+               for step in ('first_order', 'second_order')}
+    excess = re.search(rf'^second - 2.5 x first = ([+-]\d+\.\d+) s = (.*)$', out, re.M)
+    assert excess, out
+    terms = dict(re.findall(r'([^,]+?) ([+-]\d+\.\d+)(?:, |$)', excess.group(2)))
+    assert list(terms) == ['(P_w - P_a)/2', 'P_b - P_w', '-1.5 o', 'outside the passes'], out
+    assert float(excess.group(1)) == pytest.approx(
+        medians['second_order'] - 2.5 * medians['first_order'], abs=0.005)
+    assert sum(map(float, terms.values())) == pytest.approx(float(excess.group(1)), abs=0.003)
+    p_a, p_w, p_b = map(float, passes.groups())
+    assert float(terms['(P_w - P_a)/2']) == pytest.approx((p_w - p_a) / 2, abs=0.002)
+    assert float(terms['P_b - P_w']) == pytest.approx(p_b - p_w, abs=0.002)
