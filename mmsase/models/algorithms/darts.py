@@ -20,7 +20,7 @@ built by ``mmsase.SearchOptimWrapperConstructor`` and the batches of
 """
 import copy
 from contextlib import contextmanager
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, Iterable, Optional, Union
 
 import torch
 from mmengine.dist import all_reduce, broadcast, get_world_size
@@ -139,8 +139,7 @@ class SASESearch(BaseModel):
                 _no_grad_for(self.architecture.alpha):
             losses = self.classifier(**weights_batch, mode='loss')
         loss, log_vars = self.classifier.parse_losses(losses)
-        _backward_and_step(optim_wrapper, loss,
-                           list(self.classifier.parameters()))
+        _backward_and_step(optim_wrapper, loss, self.classifier.parameters())
         if get_world_size() > 1:
             for buffer in self.classifier.buffers():
                 broadcast(buffer, src=0)
@@ -188,9 +187,10 @@ def _check_plain_weight_step(optim_wrapper: OptimWrapper) -> None:
 
 
 def _backward_and_step(optim_wrapper: OptimWrapper, loss: Tensor,
-                       params: List[nn.Parameter]) -> None:
+                       params: Iterable[nn.Parameter]) -> None:
     """``OptimWrapper.update_params`` with the gradients averaged across ranks before the
-    optimizer step (what DDP would do; the bi-level step cannot run under DDP)."""
+    optimizer step (what DDP would do; the bi-level step cannot run under DDP). ``params`` is
+    read only when there are several ranks."""
     optim_wrapper.backward(optim_wrapper.scale_loss(loss))
     if optim_wrapper.should_update():
         average_gradients_across_ranks(params)
