@@ -108,11 +108,11 @@ class ArchitectureParams(nn.Module):
     def table(self) -> str:
         """``softmax(α)`` as text, one line per edge: each op with its weight, the op
         :meth:`derive` picks marked with ``*`` (what the search logs every epoch)."""
+        derived = self.derive()
         cells = []
         for edge, row in zip(EDGES, self.probabilities().tolist()):
-            best = max(range(len(row)), key=row.__getitem__)
-            cells.append([f'{"*" if j == best else " "}{name} {p:.4f}'
-                          for j, (name, p) in enumerate(zip(self.op_names[edge], row))])
+            cells.append([f'{"*" if name == derived[edge] else " "}{name} {p:.4f}'
+                          for name, p in zip(self.op_names[edge], row)])
         widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
         return '\n'.join(
             (f'{edge:<4}' + '  '.join(cell.ljust(w) for cell, w in zip(line, widths))).rstrip()
