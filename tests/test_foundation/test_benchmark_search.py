@@ -11,20 +11,20 @@ def test_benchmark_search_prints_all_figures():
     out = run_tool('tools/analysis/benchmark_search.py', '--batch-size', '4', '--rounds', '1',
                    '--iters', '1').stdout
     number = r'(\d+\.\d+)'
+    medians = {}
     for step in ('derived', 'supernet', 'first_order', 'second_order'):
         match = re.search(rf'^{step}\s+{number}\s+{number}\s+(\d+)$', out, re.M)
         assert match, f'no line for {step}:\n{out}'
         seconds, per_second, _ = match.groups()
         assert float(seconds) > 0
         assert float(per_second) == pytest.approx(1 / float(seconds), rel=0.02, abs=0.01)
+        medians[step] = float(seconds)
     for name in ('supernet / derived', 'first order / supernet', 'second / first order',
                  'memory second / first'):
         assert re.search(rf'^{name}\s+{number}x  \(goal <= [\d.]+x: (met|missed)\)$', out,
                          re.M), f'no line for {name}:\n{out}'
     passes = re.search(rf'alpha_only {number}, weights_only {number}, both {number}', out)
     assert passes and all(float(s) > 0 for s in passes.groups()), out
-    medians = {step: float(re.search(rf'^{step}\s+{number}', out, re.M).group(1))
-               for step in ('first_order', 'second_order')}
     excess = re.search(rf'^second - 2.5 x first = ([+-]\d+\.\d+) s = (.*)$', out, re.M)
     assert excess, out
     terms = dict(re.findall(r'([^,]+?) ([+-]\d+\.\d+)(?:, |$)', excess.group(2)))
