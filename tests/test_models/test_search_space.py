@@ -415,9 +415,10 @@ def test_feature_stats_of_reweighted_input_equal_stats_of_the_product(axis):
 def test_feature_stats_are_computed_once_and_shared():
     stats = FeatureStats(torch.randn(2, C, 5, 6))
     moments = stats.over('space')
-    assert stats.over('space') is moments
     for name in ('mean', 'amax', 'var', 'std', 'skew', 'l4'):
         assert getattr(moments, name) is getattr(moments, name), name
+        assert getattr(stats.over('space'), name) is getattr(moments, name), name
+    assert stats.over('channel').mean is not moments.mean
 
 
 @pytest.mark.parametrize('dim', [(2, 3), (1, )])

@@ -165,6 +165,33 @@ def test_supernet_fused_gradients_equal_reference():
         torch.testing.assert_close(fused, ref, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize('block', ['supernet', 'paper genotype'])
+def test_a_pass_is_freed_without_the_garbage_collector(block):
+    """No reference cycle outlives a forward/backward pass: the statistics objects of the
+    squeeze ops (and the tensors and autograd graph they hold) go as soon as the pass ends,
+    not when the garbage collector next runs. (A cycle between ``FeatureStats`` and its
+    ``AxisMoments`` once kept each search iteration's activations alive.)"""
+    import gc
+
+    from mmsase.models.search_space.common import AxisMoments
+    net = (SASESupernet(C) if block == 'supernet' else SASE(C, genotype=PAPER_GENOTYPE))
+    x = torch.randn(2, C, 5, 6, requires_grad=True)
+    gc.collect()
+    gc.disable()
+    try:
+        for training, fused in ((True, False), (False, False), (False, True)):
+            net.train(training)
+            y = net(x) if block != 'supernet' else net(x, fused=fused)
+            if training:
+                y.square().sum().backward()
+            del y
+            alive = [type(o).__name__ for o in gc.get_objects()
+                     if isinstance(o, (FeatureStats, AxisMoments))]
+            assert alive == [], (training, fused, alive)
+    finally:
+        gc.enable()
+
+
 def test_supernet_gradcheck_including_alpha():
     net = randomize_(SASESupernet(C), 4).double().train()
     x = torch.randn(1, C, 3, 4, dtype=torch.float64, requires_grad=True)

@@ -29,7 +29,7 @@ it for the next layer, as it does for its own float32 ops), and in the input's d
 so a network converted wholesale to half precision still type-checks.
 """
 from functools import cached_property, lru_cache
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -145,8 +145,32 @@ def _numel(x: Tensor, dim: Tuple[int, ...]) -> int:
     return n
 
 
+class _cached_moment:
+    """``functools.cached_property`` for :class:`AxisMoments`, keeping the value in the
+    :class:`FeatureStats` (one dict per axis) instead of on the ``AxisMoments``. The stats
+    then need not hold their ``AxisMoments``, which hold them: such a reference cycle kept
+    every forward pass's tensors, and through them its autograd graph, alive until the
+    garbage collector ran (the memory of a ResNet-20 search grew with each iteration)."""
+
+    def __init__(self, compute: Callable[['AxisMoments'], Any]) -> None:
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, moments: Optional['AxisMoments'], owner: type = None):
+        if moments is None:
+            return self
+        cache = moments._cache
+        if self.name not in cache:
+            cache[self.name] = self.compute(moments)
+        return cache[self.name]
+
+
 class AxisMoments:
-    """Moments of a feature map along one axis, each computed on first use and cached.
+    """Moments of a feature map along one axis, each computed on first use and cached in the
+    :class:`FeatureStats` (so every ``stats.over(axis)`` shares them).
 
     ``axis='space'`` reduces over ``(H, W)`` → shapes ``(B, C, 1, 1)`` (channel squeeze);
     ``axis='channel'`` reduces over ``C`` → shapes ``(B, 1, H, W)`` (spatial squeeze).
@@ -158,6 +182,7 @@ class AxisMoments:
         if axis not in ('space', 'channel'):
             raise ValueError(f"axis must be 'space' or 'channel', got {axis!r}")
         self._stats = stats
+        self._cache = stats._axes.setdefault(('moments', axis), {})
         self.axis = axis
         self.dim: Tuple[int, ...] = (2, 3) if axis == 'space' else (1, )
 
@@ -177,7 +202,7 @@ class AxisMoments:
         shape = (b, c, 1, 1) if self.axis == 'space' else (b, 1, h, w)
         return t.to(self._stats.dtype).view(shape)
 
-    @cached_property
+    @_cached_moment
     def mean(self) -> Tensor:
         s = self._stats
         if self.one_sweep:
@@ -190,7 +215,7 @@ class AxisMoments:
             return s.x_raw.mean(self.dim, keepdim=True, dtype=s.dtype)
         return s.x.mean(self.dim, keepdim=True)
 
-    @cached_property
+    @_cached_moment
     def amax(self) -> Tensor:
         s = self._stats
         if self.one_sweep and s.sweep_max(self.axis) is not None:
@@ -204,7 +229,7 @@ class AxisMoments:
             peak = src.amax(self.dim, keepdim=True)
         return peak.to(s.dtype)
 
-    @cached_property
+    @_cached_moment
     def _central(self) -> Tuple[Tensor, Tensor, Tensor]:
         if self.one_sweep:  # central from raw moments, in float64
             r1, r2, r3 = self.raw(1), self.raw(2), self.raw(3)
@@ -218,12 +243,12 @@ class AxisMoments:
         """Biased variance."""
         return self._central[1]
 
-    @cached_property
+    @_cached_moment
     def std(self) -> Tensor:
         """``sqrt(var + 1e-5)`` (spec §2, ``gap_std``: biased, eps inside the sqrt)."""
         return torch.sqrt(self.var + STD_EPS)
 
-    @cached_property
+    @_cached_moment
     def skew(self) -> Tensor:
         """``E[(x − μ)³] / (σ³ + 1e-5)`` with ``σ`` = :attr:`std` (spec §2, ``gap_skew``).
 
@@ -232,7 +257,7 @@ class AxisMoments:
         """
         return self._central[2] / (self.std**3 + SKEW_EPS)
 
-    @cached_property
+    @_cached_moment
     def l4(self) -> Tensor:
         """``(mean x⁴ + 1e-6)^(1/4)`` (spec §2, ``l4``)."""
         s = self._stats
@@ -446,9 +471,7 @@ class FeatureStats:
 
     def over(self, axis: str) -> AxisMoments:
         """The :class:`AxisMoments` along ``axis`` (``'space'`` or ``'channel'``)."""
-        if axis not in self._axes:
-            self._axes[axis] = AxisMoments(self, axis)
-        return self._axes[axis]
+        return AxisMoments(self, axis)
 
     def channel_contract(self, weight: Optional[Tensor], fourth_power: bool = False) -> Tensor:
         """``mean_c(weight_c · x_c)`` — or of ``x_c⁴`` — of the raw ``x (B,C,H,W)``, for
