@@ -61,11 +61,10 @@ class BilevelEpochBasedTrainLoop(EpochBasedTrainLoop):
             arch_dataloader = runner.build_dataloader(
                 arch_dataloader,
                 seed=runner.seed,
-                diff_rank_seed=runner._randomness_cfg.get(
-                    'diff_rank_seed', False))
+                diff_rank_seed=_randomness(runner).get('diff_rank_seed', False))
         self.arch_dataloader = arch_dataloader
         self.reseed_every_epoch = reseed_every_epoch
-        if runner._randomness_cfg.get('seed') is None:
+        if _randomness(runner).get('seed') is None:
             # the samplers are built (seeded) before a resume restores the run's seed
             print_log('randomness.seed is not set: a search resumed with --resume will not '
                       'see the data in the order an uninterrupted one does. Set '
@@ -93,8 +92,13 @@ class BilevelEpochBasedTrainLoop(EpochBasedTrainLoop):
                                     self._epoch]).generate_state(1)[0])
         set_random_seed(
             epoch_seed,
-            diff_rank_seed=self.runner._randomness_cfg.get(
-                'diff_rank_seed', False))
+            diff_rank_seed=_randomness(self.runner).get('diff_rank_seed', False))
+
+
+def _randomness(runner) -> Dict[str, Any]:
+    """The runner's ``randomness`` config. mmengine has no public accessor for it; its own
+    ``BaseLoop`` reads this attribute to build the train loader the same way."""
+    return getattr(runner, '_randomness_cfg', None) or {}
 
 
 def _set_sampler_epoch(dataloader: DataLoader, epoch: int) -> None:
