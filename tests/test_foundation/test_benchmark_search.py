@@ -35,3 +35,16 @@ def test_benchmark_search_prints_all_figures():
     p_a, p_w, p_b = map(float, passes.groups())
     assert float(terms['(P_w - P_a)/2']) == pytest.approx((p_w - p_a) / 2, abs=0.002)
     assert float(terms['P_b - P_w']) == pytest.approx(p_b - p_w, abs=0.002)
+    bound = re.search(rf'^passes one after the other: second / first >= .* = {number}x$', out,
+                      re.M)
+    assert bound, out
+
+    def bound_at(p_w, p_a, supernet):  # a ratio of affine functions: extremes at corners
+        o = supernet - p_w
+        return (3 * p_w + 2 * p_a + o) / (p_w + p_a + o)
+
+    # the printed seconds are rounded to 1 ms, a large share of these tiny steps' times
+    half_ms = (-5e-4, 5e-4)
+    corners = [bound_at(p_w + a, p_a + b, medians['supernet'] + c)
+               for a in half_ms for b in half_ms for c in half_ms]
+    assert min(corners) - 5e-4 <= float(bound.group(1)) <= max(corners) + 5e-4, out

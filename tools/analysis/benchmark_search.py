@@ -10,7 +10,8 @@ printed side by side with the ratios the issue sets as goals:
 supernet <= 2x derived; first order <= 2.2x supernet; second order <= 2.5x first order
 with peak memory <= 1.5x first order. Also timed: the three kinds of supernet forward/backward
 pass the iterations are made of (gradients for alpha only, for the weights only, for both), and
-from them the terms that decide whether second order stays within 2.5x first order.
+from them the terms that decide whether second order stays within 2.5x first order and the
+least ratio that passes run one after the other allow.
 
 Time: the speed of this shared 2-core machine drifts — the same step measured 0.25 s in one
 process and 0.38 s in the next — so one process builds all four and runs them in turns
@@ -215,6 +216,12 @@ def main():
     terms.append(('outside the passes', excess - sum(value for _, value in terms)))
     print(f'second - 2.5 x first = {excess:+.3f} s = '
           + ', '.join(f'{name} {value:+.3f}' for name, value in terms))
+    # The least second / first can be with these passes run one after the other: P_b = P_w
+    # (a pass for both does a weight pass's work) and nothing outside the passes.
+    o = t['supernet'] - p_w
+    bound = (3 * p_w + 2 * p_a + o) / (p_w + p_a + o)
+    print(f'passes one after the other: second / first >= (3 P_w + 2 P_a + o) / (P_w + P_a + o)'
+          f' = {bound:.3f}x')
 
 
 if __name__ == '__main__':
