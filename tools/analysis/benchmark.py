@@ -142,9 +142,9 @@ def build_detector(with_sase: bool):
 def benchmark_detectors(sizes, repeats):
     """Latency of the whole detector and of its backbone + FPN alone. The heads' work
     depends on the proposals, which depend on the (random) weights and so differ between the
-    two networks: RoIAlign (``sampling_ratio=0``) samples each bin in proportion to its box's
-    size, and NMS's work depends on the boxes' overlaps. The backbone + FPN does the same work
-    for any weights, and is where SASE adds its cost."""
+    two networks (RoIAlign with ``sampling_ratio=0`` samples each bin in proportion to its
+    box's size; NMS's work depends on the boxes' overlaps). The backbone + FPN does the same
+    work for any weights, and is where SASE adds its cost."""
     from mmdet.structures import DetDataSample
     models = {name: build_detector(name == 'SASE') for name in ('plain', 'SASE')}
     print('\nFaster R-CNN R50-FPN inference, batch 1')
