@@ -63,18 +63,20 @@ def interleaved_latency(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def inference(call, *args):
+    """``call(*args)`` under ``torch.inference_mode``, as a function of no arguments."""
+    def run():
+        with torch.inference_mode():
+            call(*args)
+    return run
+
+
 def benchmark_classifiers(batch_sizes, repeats, size=224):
     models = {name: build_classifier(attention) for name, attention in ATTENTIONS.items()}
     rows = []
     for batch in batch_sizes:
         x = torch.randn(batch, 3, size, size)
         labels = torch.randint(0, 1000, (batch, ))
-
-        def infer_fn(model):
-            def infer():
-                with torch.inference_mode():
-                    model.backbone(x)
-            return infer
 
         def train_fn(model):
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -89,8 +91,10 @@ def benchmark_classifiers(batch_sizes, repeats, size=224):
 
         for model in models.values():
             model.eval()
-        flops = {name: count_flops(infer_fn(m)) / batch for name, m in models.items()}
-        eval_s = interleaved_latency({n: infer_fn(m) for n, m in models.items()}, repeats)
+        flops = {name: count_flops(inference(m.backbone, x)) / batch
+                 for name, m in models.items()}
+        eval_s = interleaved_latency({n: inference(m.backbone, x) for n, m in models.items()},
+                                     repeats)
         for model in models.values():
             model.train()
         train_s = interleaved_latency({n: train_fn(m) for n, m in models.items()},
@@ -154,21 +158,9 @@ def benchmark_detectors(sizes, repeats):
         x = torch.randn(1, 3, h, w)
         sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                              scale_factor=(1.0, 1.0)))
-
-        def features_fn(model):
-            def features():
-                with torch.inference_mode():
-                    model.extract_feat(x)
-            return features
-
-        def infer_fn(model):
-            def infer():
-                with torch.inference_mode():
-                    model.predict(x, [sample])
-            return infer
-
-        fns = {(n, 'features'): features_fn(m) for n, m in models.items()}
-        fns.update({(n, 'detector'): infer_fn(m) for n, m in models.items()})
+        fns = {(n, 'features'): inference(m.extract_feat, x) for n, m in models.items()}
+        fns.update({(n, 'detector'): inference(m.predict, x, [sample])
+                    for n, m in models.items()})
         seconds = interleaved_latency(fns, repeats, warmup=1)
         for name, model in models.items():
             feat, full = seconds[name, 'features'], seconds[name, 'detector']
