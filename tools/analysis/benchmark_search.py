@@ -210,15 +210,14 @@ def main():
     # the passes of the alpha steps, so
     # second - 2.5 first = (P_w - P_a) / 2 + (P_b - P_w) - 1.5 o + (r2 - 2.5 r1).
     p_a, p_w, p_b = (t[kind] for kind in PASSES)
-    terms = [('(P_w - P_a)/2', (p_w - p_a) / 2), ('P_b - P_w', p_b - p_w),
-             ('-1.5 o', -1.5 * (t['supernet'] - p_w))]
+    o = t['supernet'] - p_w
+    terms = [('(P_w - P_a)/2', (p_w - p_a) / 2), ('P_b - P_w', p_b - p_w), ('-1.5 o', -1.5 * o)]
     excess = t['second_order'] - 2.5 * t['first_order']
     terms.append(('outside the passes', excess - sum(value for _, value in terms)))
     print(f'second - 2.5 x first = {excess:+.3f} s = '
           + ', '.join(f'{name} {value:+.3f}' for name, value in terms))
     # The least second / first can be with these passes run one after the other: P_b = P_w
     # (a pass for both does a weight pass's work) and nothing outside the passes.
-    o = t['supernet'] - p_w
     bound = (3 * p_w + 2 * p_a + o) / (p_w + p_a + o)
     print(f'passes one after the other: second / first >= (3 P_w + 2 P_a + o) / (P_w + P_a + o)'
           f' = {bound:.3f}x')
