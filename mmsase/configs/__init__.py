@@ -13,8 +13,8 @@ A downstream project inherits one with mmengine's ``read_base``::
 module                                 twin of
 =====================================  =============================================
 ``cifar_resnet20_sase_digits_lazy``    ``configs/demo/cifar_resnet20_sase_digits.py``
-``resnet50_sase_in1k_lazy``            ``configs/resnet50_sase_in1k.py``
-``faster_rcnn_r50_sase_1x_coco_lazy``  ``configs/faster_rcnn_r50_sase_1x_coco.py``
+``resnet50_sase_in1k_lazy``            ``configs/sase/resnet50_sase_in1k.py``
+``faster_rcnn_r50_sase_1x_coco_lazy``  ``configs/sase/faster_rcnn_r50_sase_1x_coco.py``
 =====================================  =============================================
 
 A twin resolves to the same settings as its old-style config (the same classes, values and

@@ -1,5 +1,5 @@
-# New-style twin of configs/resnet50_sase_in1k.py: ResNet-50 + SASE (the searched block after
-# the last BN of every bottleneck) on ImageNet-1k with the SASE paper's transfer settings:
+# New-style twin of configs/sase/resnet50_sase_in1k.py: ResNet-50 + SASE (the searched block
+# after the last BN of every bottleneck) on ImageNet-1k with the SASE paper's transfer settings:
 # 100 epochs, total batch 128 (4 GPUs x 32), SGD lr 0.05 cosine to 0, momentum 0.9, wd 1e-4.
 # Another genotype: --cfg-options model.backbone.attention.genotype=path/genotype.json
 from mmengine.config import read_base

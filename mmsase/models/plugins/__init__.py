@@ -1,8 +1,43 @@
-"""Attention blocks usable as mmcv plug-in layers (registered in mmengine's root ``MODELS``).
+"""Attention blocks: mmcv plug-in layers registered in mmengine's root ``MODELS``.
 
-Importing this package registers ``SASE``, ``SASESupernet`` and ``SE``.
+One small module per block, each as its authors wrote it (see the module docstrings), each
+declaring where it goes in a residual network (:mod:`.base`):
+
+=========  ===========================================  =================================
+block      paper                                        position
+=========  ===========================================  =================================
+SE         Hu et al., CVPR 2018                         after the last BN
+CBAM       Woo et al., ECCV 2018                        after the last BN
+ECA        Wang et al., CVPR 2020                       after the last BN
+SRM        Lee et al., ICCV 2019                        after the last BN
+GSoP       Gao et al., CVPR 2019 (GSoP-Net1)            after the last BN, last block only
+GCT        Yang et al., CVPR 2020                       before every convolution
+MCA        Jiang et al., AAAI 2024                      after the last BN
+EANorm     Li, Li and Wen, AAAI 2024 (norm-guided)      after the last BN
+SGE        Li et al., 2019 (the module EAN shares)      after the last BN
+IEBN       Liang et al., 2020                           in place of the BN layers
+SASE       Wang et al., 2024 (this package's search)    after the last BN
+=========  ===========================================  =================================
+
+:func:`build_attention` builds any of them by short name (``'cbam'``, ``'mca_skew'``, ...).
+Blocks in the root registry are found by mmcv's ``build_plugin_layer`` whatever the scope, and
+``type='mmsase.CBAM'`` reaches them through the mmsase registry's parent chain.
 """
+from .base import AttentionBlock
+from .cbam import CBAM
+from .eanorm import EANorm
+from .eca import ECA
+from .factory import SHORT_NAMES, build_attention, resolve_block
+from .gct import GCT
+from .gsop import GSoP
+from .iebn import IEBN
+from .mca import MCA
 from .sase import SASE, SASESupernet
 from .se import SE
+from .sge import SGE
+from .srm import SRM
 
-__all__ = ['SASE', 'SASESupernet', 'SE']
+__all__ = [
+    'AttentionBlock', 'build_attention', 'resolve_block', 'SHORT_NAMES', 'CBAM', 'EANorm',
+    'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SGE', 'SRM'
+]
