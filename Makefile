@@ -4,7 +4,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmsase-ready
 
-.PHONY: setup demo demo-detection test test-fast test-slow bench clean
+.PHONY: setup demo demo-detection demo-ean test test-fast test-slow bench clean
 
 $(STAMP): tools/setup_env.sh setup.py requirements.txt requirements/runtime.txt requirements/tests.txt
 	bash tools/setup_env.sh
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 demo-detection: $(STAMP)
 	$(PYTHON) tools/demo.py --only detection
+
+demo-ean: $(STAMP)
+	$(PYTHON) tools/demo.py --only ean
 
 test: $(STAMP)
 	$(PYTHON) -m pytest tests

@@ -1,8 +1,9 @@
 """mmsase: SASE attention search on the OpenMMLab stack.
 
-``pip install .`` copies ``configs/`` and ``tools/`` into the built package's ``mmsase/.mim``
-so that ``mim train mmsase CONFIG`` and ``mmsase.config_path(NAME)`` work from an installed
-package; an editable install links them from the source tree instead.
+``pip install .`` copies ``configs/`` (configs, READMEs and metafiles), ``tools/`` and
+``model-index.yml`` into the built package's ``mmsase/.mim`` so that ``mim train mmsase CONFIG``,
+``mim search mmsase`` and ``mmsase.config_path(NAME)`` work from an installed package; an
+editable install links them from the source tree instead.
 """
 import os
 import os.path as osp
@@ -40,7 +41,8 @@ def parse_requirements(path: str) -> list:
 
 
 def link_mim_files() -> None:
-    """Editable installs: ``mmsase/.mim/{configs,tools}`` link to the source tree."""
+    """Editable installs: ``mmsase/.mim/{configs,tools,model-index.yml}`` link to the source
+    tree."""
     mim_dir = osp.join(HERE, 'mmsase', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
     for name in MIM_FILES:

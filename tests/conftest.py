@@ -32,6 +32,18 @@ def cifar10_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='session')
+def cifar100_root(tmp_path_factory) -> str:
+    """CIFAR-100 python-format files in ``cifar-100-python/``: ``train`` 200 images (2 per
+    fine class, 10 per superclass), ``test`` 100 (1 per fine class), ``meta``. Load with
+    ``mmsase.CIFAR100(data_root=cifar100_root, verify_md5=False)`` (``label_type='coarse'``
+    for the 20 superclasses)."""
+    from mmsase.datasets.synthetic import write_cifar100
+    root = str(tmp_path_factory.mktemp('cifar100_synth'))
+    write_cifar100(root, num_train=200, num_test=100, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
 def imagenet_root(tmp_path_factory) -> str:
     """ImageNet-style folders: 4 classes (``n00000000`` .. ``n00000003``), 4 training and
     2 validation 64x64 JPEGs per class, ``meta/{train,val,classes}.txt``. Load with

@@ -2,6 +2,7 @@
 
     python tools/demo.py                      # search + classification table + detection
     python tools/demo.py --only search        # or: classification, detection
+    python tools/demo.py --only ean           # EAN, not in the default run (tools/demo_ean.py)
     python tools/demo.py --work-dir work_dirs/demo --search-epochs 6 --train-epochs 6
 
 1. **Search** (configs/demo/sase_search_resnet20_digits.py): first-order DARTS over the
@@ -24,6 +25,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STAGES = ('search', 'classification', 'detection')
+EXTRA_STAGES = ('ean', )  # only with --only
 
 
 def run(args, log_file):
@@ -118,7 +120,7 @@ def detection(work_dir, epochs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
-    parser.add_argument('--only', choices=STAGES, action='append',
+    parser.add_argument('--only', choices=STAGES + EXTRA_STAGES, action='append',
                         help='run only these stages (repeatable)')
     parser.add_argument('--search-epochs', type=int, default=6)
     parser.add_argument('--train-epochs', type=int, default=6)
@@ -136,6 +138,9 @@ def main():
         classification(args.work_dir, args.train_epochs, genotype_file)
     if 'detection' in stages:
         detection(args.work_dir, args.detection_epochs)
+    if 'ean' in stages:
+        from demo_ean import ean
+        ean(args.work_dir, run, last_metric)
     print(f'\ndemo finished in {(time.time() - start) / 60:.1f} min; outputs in '
           f'{osp.relpath(args.work_dir, ROOT)}')
 

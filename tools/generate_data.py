@@ -2,23 +2,27 @@
 
     python tools/generate_data.py coco     data/coco_synth     [--num-train 200] [--num-val 50]
     python tools/generate_data.py cifar10  data/cifar10_synth  [--num-train 1000] [--num-val 200]
+    python tools/generate_data.py cifar100 data/cifar100_synth [--num-train 5000] [--num-test 1000]
     python tools/generate_data.py imagenet data/imagenet_synth [--num-train 20] [--num-val 5]
 
 Options: ``--image-size H W`` (coco, imagenet), ``--max-image-size H W`` (per-image sizes
 drawn between the two), ``--num-classes N`` (coco, imagenet), ``--seed S``. For imagenet
-``--num-train`` / ``--num-val`` count images per class; for cifar10 ``--num-val`` is the
-test split. The script prints where it wrote what, and the dataset config that loads it.
-See :mod:`mmsase.datasets.synthetic` for the formats.
+``--num-train`` / ``--num-val`` count images per class; for cifar10 and cifar100
+``--num-val`` (alias ``--num-test``) is the test split. The script prints where it wrote
+what, and the dataset config that loads it. See :mod:`mmsase.datasets.synthetic` for the
+formats.
 """
 import argparse
 import os.path as osp
 
 from mmsase.datasets.synthetic import (SHAPES, classification_class_names, write_cifar10,
-                                       write_coco_dataset, write_imagenet_folder)
+                                       write_cifar100, write_coco_dataset,
+                                       write_imagenet_folder)
 
 DEFAULTS = {  # kind: (num_train, num_val, image_size, num_classes)
     'coco': (200, 50, (128, 128), 3),
     'cifar10': (1000, 200, (32, 32), 10),
+    'cifar100': (5000, 1000, (32, 32), 100),
     'imagenet': (20, 5, (96, 96), 10),
 }
 
@@ -26,17 +30,17 @@ DEFAULTS = {  # kind: (num_train, num_val, image_size, num_classes)
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Write a small synthetic data set (coloured shapes) in the COCO, '
-        'CIFAR-10 or ImageNet on-disk format.')
+        'CIFAR-10, CIFAR-100 or ImageNet on-disk format.')
     parser.add_argument('kind', choices=sorted(DEFAULTS), help='format to write')
     parser.add_argument('out_dir', help='output folder (the data_root of the config)')
     parser.add_argument('--num-train', type=int, help='training images (imagenet: per '
-                        'class); default: coco 200, cifar10 1000, imagenet 20')
-    parser.add_argument('--num-val', type=int, help='validation images (cifar10: test '
-                        'images; imagenet: per class); default: coco 50, cifar10 200, '
-                        'imagenet 5')
+                        'class); default: coco 200, cifar10 1000, cifar100 5000, imagenet 20')
+    parser.add_argument('--num-val', '--num-test', dest='num_val', type=int,
+                        help='validation images (cifar10, cifar100: test images; imagenet: '
+                        'per class); default: coco 50, cifar10 200, cifar100 1000, imagenet 5')
     parser.add_argument('--image-size', type=int, nargs=2, metavar=('H', 'W'),
                         help='image height and width (coco default 128 128, imagenet 96 '
-                        '96; cifar10 is always 32 32)')
+                        '96; cifar10 and cifar100 are always 32 32)')
     parser.add_argument('--max-image-size', type=int, nargs=2, metavar=('H', 'W'),
                         help='draw each image\'s size between --image-size and this '
                         '(inclusive), e.g. for odd sizes')
@@ -44,10 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         f'{len(SHAPES)}, default 3; imagenet: 1..64, default 10)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     args = parser.parse_args(argv)
-    if args.kind == 'cifar10' and (args.image_size or args.max_image_size
-                                   or args.num_classes):
-        parser.error('cifar10 has fixed 32x32 images and 10 classes: --image-size, '
-                     '--max-image-size and --num-classes do not apply')
+    if args.kind.startswith('cifar') and (args.image_size or args.max_image_size
+                                          or args.num_classes):
+        parser.error(f'{args.kind} has fixed 32x32 images and {DEFAULTS[args.kind][3]} '
+                     'classes: --image-size, --max-image-size and --num-classes do not apply')
     if args.max_image_size and not args.image_size:
         parser.error('--max-image-size needs --image-size (the smallest size)')
     return args
@@ -85,6 +89,14 @@ def main(argv=None) -> None:
               'Load it with (the md5 sums cannot match the official release):\n'
               f"  dict(type='mmsase.CIFAR10', data_root='{root}', split='train', "
               'verify_md5=False)')
+    elif args.kind == 'cifar100':
+        paths = write_cifar100(root, num_train=num_train, num_test=num_val, seed=args.seed)
+        print(f'Wrote a CIFAR-100-format set to {paths["folder"]}: {num_train} training '
+              f'images in train, {num_val} test images in test, fine (100) and coarse (20) '
+              'labels, class names in meta.\n'
+              'Load it with (the md5 sums cannot match the official release):\n'
+              f"  dict(type='mmsase.CIFAR100', data_root='{root}', split='train', "
+              "verify_md5=False)  # label_type='coarse' for the 20 superclasses")
     else:
         paths = write_imagenet_folder(root, num_classes=num_classes,
                                       images_per_class=num_train, image_size=size,

@@ -1,7 +1,7 @@
 """Draw a SASE genotype uniformly at random (the paper's random-search ablation, spec §4).
 
     python tools/random_genotype.py --seed 0 --out work_dirs/random_seed0.json
-    python tools/train.py configs/resnet50_sase_in1k.py --genotype work_dirs/random_seed0.json
+    python tools/train.py configs/sase/resnet50_sase_in1k.py --genotype work_dirs/random_seed0.json
 """
 import argparse
 

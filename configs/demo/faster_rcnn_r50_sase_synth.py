@@ -1,8 +1,8 @@
 # CPU demo: Faster R-CNN + SASE on the generated shapes (tools/generate_data.py coco
 # data/coco_synth). Same detector and block placement as
-# configs/faster_rcnn_r50_sase_1x_coco.py, with a quarter-width R50 (base 16 channels),
+# configs/sase/faster_rcnn_r50_sase_1x_coco.py, with a quarter-width R50 (base 16 channels),
 # 256px images, fewer proposals and no ImageNet weights, so it trains on 2 CPU cores in minutes.
-_base_ = '../faster_rcnn_r50_sase_1x_coco.py'
+_base_ = '../sase/faster_rcnn_r50_sase_1x_coco.py'
 
 model = dict(
     backbone=dict(

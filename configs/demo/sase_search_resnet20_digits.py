@@ -1,6 +1,6 @@
-# CPU-sized SASE search: the paper's search (configs/sase_search_resnet20_cifar10.py) on the
-# embedded scikit-learn digits (32x32), first-order DARTS, a few epochs. A few minutes here.
-_base_ = '../sase_search_resnet20_cifar10.py'
+# CPU-sized SASE search: the paper's search (configs/sase_search/sase_search_resnet20_cifar10.py)
+# on the embedded scikit-learn digits (32x32), first-order DARTS, a few epochs. A few minutes here.
+_base_ = '../sase_search/sase_search_resnet20_cifar10.py'
 
 max_epochs = 6
 batch_size = 64

@@ -12,14 +12,13 @@ Two layers:
 
   * ``mmsase.CocoDataset`` (``mmdet.datasets.CocoDataset``): validates the annotation
     file and the class names;
-  * ``mmsase.CIFAR10`` (``mmpretrain.datasets.CIFAR10``): ``verify_md5`` switch, no
-    implicit download;
   * ``mmsase.ImageNet`` (``mmpretrain.datasets.ImageNet``): validates ``meta/*.txt`` and
     the class count.
 
   They take the same arguments and produce the same samples as their parents; the data
-  written by :mod:`mmsase.datasets.synthetic` also loads with the parents unchanged (the
-  CIFAR-10 parent needs its md5 table cleared, see :class:`CIFAR10`).
+  written by :mod:`mmsase.datasets.synthetic` also loads with the parents unchanged.
+  ``mmsase.CIFAR10`` and ``mmsase.CIFAR100``, built on the same errors, are in
+  :mod:`mmsase.datasets.cifar`.
 
 Only local paths are checked; paths with a URL scheme (``s3://...``) are left to the
 storage backend.
@@ -33,15 +32,13 @@ from typing import List, Optional
 from mmdet.datasets import CocoDataset as MMDetCocoDataset
 from mmdet.datasets.api_wrappers import COCO as MMDetCOCO
 from mmengine.fileio import list_from_file
-from mmpretrain.datasets import CIFAR10 as MMPretrainCIFAR10
 from mmpretrain.datasets import ImageNet as MMPretrainImageNet
-from mmpretrain.datasets.utils import check_md5
 
 from mmsase.registry import DATASETS
 
 __all__ = [
     'DatasetNotFoundError', 'DatasetFormatError', 'check_coco_annotations', 'check_coco_file',
-    'check_classification_ann_file', 'CheckedCOCO', 'CocoDataset', 'CIFAR10', 'ImageNet'
+    'check_classification_ann_file', 'CheckedCOCO', 'CocoDataset', 'ImageNet'
 ]
 
 
@@ -77,14 +74,6 @@ def _coco_how(data_root: str) -> str:
             '(https://cocodataset.org: train2017.zip, val2017.zip, '
             'annotations_trainval2017.zip) and unzip it into data/coco, giving '
             'data/coco/annotations/instances_train2017.json, data/coco/train2017/, ...')
-
-
-def _cifar10_how(root: str) -> str:
-    return (f'To provide it, either run `python tools/generate_data.py cifar10 {root}` for '
-            'a small synthetic set (then load it with verify_md5=False), or download '
-            f'{MMPretrainCIFAR10.url} and extract it into {root!r} (giving '
-            f'{osp.join(root, MMPretrainCIFAR10.base_folder)!r}), or pass download=True on '
-            'a machine with internet access.')
 
 
 def _imagenet_how(root: str) -> str:
@@ -318,66 +307,6 @@ class CocoDataset(MMDetCocoDataset):
 
 
 # --------------------------------------------------------------------------- mmpretrain
-
-
-@DATASETS.register_module()
-class CIFAR10(MMPretrainCIFAR10):
-    """mmpretrain's ``CIFAR10`` with clear errors, no implicit download and a switch for
-    the md5 check.
-
-    mmpretrain's ``CIFAR10`` compares the md5 sums of all six batch files with the
-    official release before loading; a mismatch (as for generated data) makes it download
-    the archive (``download=True``) or fail with "Cannot find CIFAR10 dataset". Its md5 table
-    is the class attributes ``train_list`` / ``test_list`` / ``meta`` whose ``None`` entries it
-    skips; ``verify_md5=False`` sets them to ``None`` for this instance, and nothing else
-    changes: the batches are read by mmpretrain's own code.
-
-    Args:
-        data_root (str): Folder holding ``cifar-10-batches-py/``.
-        split (str): ``'train'`` or ``'test'``.
-        verify_md5 (bool): Compare the files' md5 sums with the official CIFAR-10 release.
-            Set False for data written by :func:`mmsase.datasets.write_cifar10`.
-        download (bool): Download the official archive if files are missing. Defaults to
-            False (this class raises :class:`DatasetNotFoundError` instead).
-        **kwargs: Other arguments of mmpretrain's ``CIFAR10``.
-    """
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str = 'train',
-                 verify_md5: bool = True,
-                 download: bool = False,
-                 **kwargs):
-        self.verify_md5 = verify_md5
-        if not verify_md5:
-            self.train_list = [[name, None] for name, _ in self.train_list]
-            self.test_list = [[name, None] for name, _ in self.test_list]
-            self.meta = {**self.meta, 'md5': None}
-        super().__init__(data_root=data_root, split=split, download=download, **kwargs)
-
-    def load_data_list(self) -> List[dict]:
-        root = self.data_prefix['root']
-        if not self.download and _is_local(root):
-            self._check_files(root)
-        return super().load_data_list()
-
-    def _check_files(self, root: str) -> None:
-        """Raise a clear error if a batch file is missing or (``verify_md5``) differs from
-        the official release."""
-        folder = osp.join(root, self.base_folder)
-        names = [name for name, _ in self.train_list + self.test_list]
-        missing = [name for name in names if not osp.isfile(osp.join(folder, name))]
-        if missing:
-            raise DatasetNotFoundError(
-                f'CIFAR-10 folder {folder!r} lacks {", ".join(missing)} '
-                f'(working directory {os.getcwd()!r}). {_cifar10_how(root)}')
-        changed = [name for name, md5 in self.train_list + self.test_list
-                   if md5 is not None and not check_md5(osp.join(folder, name), md5)]
-        if changed:
-            raise DatasetFormatError(
-                f'The md5 sums of {", ".join(changed)} in {folder!r} differ from the '
-                'official CIFAR-10 release. If this is a generated set (tools/'
-                'generate_data.py), pass verify_md5=False; otherwise download it again.')
 
 
 @DATASETS.register_module()

@@ -4,6 +4,8 @@ Every writer produces files that the unmodified OpenMMLab dataset classes load:
 
 * :func:`write_coco_dataset` -- COCO instances JSON + images, for ``mmdet.CocoDataset``.
 * :func:`write_cifar10` -- the CIFAR-10 "python version" pickles, for ``mmpretrain.CIFAR10``.
+* :func:`write_cifar100` -- the CIFAR-100 "python version" pickles (fine and coarse labels),
+  for ``mmpretrain.CIFAR100``.
 * :func:`write_imagenet_folder` -- an ImageNet-style folder tree with ``meta/*.txt``
   annotation lists, for ``mmpretrain.ImageNet`` / ``mmpretrain.CustomDataset``.
 
@@ -28,6 +30,7 @@ import numbers
 import os
 import os.path as osp
 import pickle
+import struct
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -35,8 +38,9 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 __all__ = [
-    'SHAPES', 'COLOURS', 'CIFAR10_CLASSES', 'classification_class_names',
-    'write_coco_dataset', 'write_cifar10', 'write_imagenet_folder', 'load_digits_32'
+    'SHAPES', 'COLOURS', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'CIFAR100_COARSE_CLASSES',
+    'CIFAR100_FINE_TO_COARSE', 'classification_class_names', 'write_coco_dataset',
+    'write_cifar10', 'write_cifar100', 'write_imagenet_folder', 'load_digits_32'
 ]
 
 #: Shape names, in class order. A COCO set with ``num_classes=k`` uses the first ``k``.
@@ -59,6 +63,46 @@ _COLOUR_NAMES = tuple(COLOURS)
 #: Label names written to ``batches.meta`` (the official CIFAR-10 names, in label order).
 CIFAR10_CLASSES: Tuple[str, ...] = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
                                     'frog', 'horse', 'ship', 'truck')
+
+# The 20 superclasses of CIFAR-100 and their 5 classes each, as listed on
+# https://www.cs.toronto.edu/~kriz/cifar.html; label numbers are the alphabetical order of
+# the names, as in the official ``meta`` file.
+_CIFAR100_SUPERCLASSES: Dict[str, Tuple[str, ...]] = {
+    'aquatic_mammals': ('beaver', 'dolphin', 'otter', 'seal', 'whale'),
+    'fish': ('aquarium_fish', 'flatfish', 'ray', 'shark', 'trout'),
+    'flowers': ('orchid', 'poppy', 'rose', 'sunflower', 'tulip'),
+    'food_containers': ('bottle', 'bowl', 'can', 'cup', 'plate'),
+    'fruit_and_vegetables': ('apple', 'mushroom', 'orange', 'pear', 'sweet_pepper'),
+    'household_electrical_devices': ('clock', 'keyboard', 'lamp', 'telephone', 'television'),
+    'household_furniture': ('bed', 'chair', 'couch', 'table', 'wardrobe'),
+    'insects': ('bee', 'beetle', 'butterfly', 'caterpillar', 'cockroach'),
+    'large_carnivores': ('bear', 'leopard', 'lion', 'tiger', 'wolf'),
+    'large_man-made_outdoor_things': ('bridge', 'castle', 'house', 'road', 'skyscraper'),
+    'large_natural_outdoor_scenes': ('cloud', 'forest', 'mountain', 'plain', 'sea'),
+    'large_omnivores_and_herbivores': ('camel', 'cattle', 'chimpanzee', 'elephant',
+                                       'kangaroo'),
+    'medium_mammals': ('fox', 'porcupine', 'possum', 'raccoon', 'skunk'),
+    'non-insect_invertebrates': ('crab', 'lobster', 'snail', 'spider', 'worm'),
+    'people': ('baby', 'boy', 'girl', 'man', 'woman'),
+    'reptiles': ('crocodile', 'dinosaur', 'lizard', 'snake', 'turtle'),
+    'small_mammals': ('hamster', 'mouse', 'rabbit', 'shrew', 'squirrel'),
+    'trees': ('maple_tree', 'oak_tree', 'palm_tree', 'pine_tree', 'willow_tree'),
+    'vehicles_1': ('bicycle', 'bus', 'motorcycle', 'pickup_truck', 'train'),
+    'vehicles_2': ('lawn_mower', 'rocket', 'streetcar', 'tank', 'tractor'),
+}
+
+#: The official CIFAR-100 fine label names (``meta['fine_label_names']``), label order.
+CIFAR100_CLASSES: Tuple[str, ...] = tuple(
+    sorted(name for names in _CIFAR100_SUPERCLASSES.values() for name in names))
+
+#: The official CIFAR-100 coarse label names (``meta['coarse_label_names']``), label order.
+CIFAR100_COARSE_CLASSES: Tuple[str, ...] = tuple(sorted(_CIFAR100_SUPERCLASSES))
+
+#: ``CIFAR100_FINE_TO_COARSE[fine]`` is the coarse label of fine label ``fine``, as in the
+#: official files' ``coarse_labels``.
+CIFAR100_FINE_TO_COARSE: Tuple[int, ...] = tuple(
+    next(c for c, name in enumerate(CIFAR100_COARSE_CLASSES)
+         if fine in _CIFAR100_SUPERCLASSES[name]) for fine in CIFAR100_CLASSES)
 
 #: Pillow ``save`` options; JPEG only: high quality, no chroma subsampling (4:4:4).
 _SAVE_OPTIONS = dict(quality=95, subsampling=0)
@@ -314,11 +358,15 @@ def _class_colour(label: int) -> int:
     return (label % len(SHAPES) + label // len(SHAPES)) % len(COLOURS)
 
 
-def _class_image(rng: np.random.Generator, label: int, height: int,
-                 width: int) -> np.ndarray:
+def _class_image(rng: np.random.Generator, label: int, height: int, width: int,
+                 tint: Optional[Tuple[int, int, int]] = None) -> np.ndarray:
     """One image ``(H, W, 3)`` uint8 of class ``label``: its shape in its colour, 45-85 %
-    of the shorter side, at a random position on a grey background."""
+    of the shorter side, at a random position on a grey background, shifted per channel by
+    ``tint`` if given (e.g. ``(24, -12, -12)`` for a reddish grey)."""
     pixels = _background(rng, height, width)
+    if tint is not None:
+        pixels = np.clip(pixels.astype(np.int16) + np.asarray(tint, np.int16), 0,
+                         255).astype(np.uint8)
     extent = rng.uniform(0.45, 0.85) * min(height, width)
     polygon = _scaled_polygon(SHAPES[label % len(SHAPES)], extent)
     w, h = polygon.max(axis=0)
@@ -332,6 +380,69 @@ def _balanced_labels(rng: np.random.Generator, num: int, num_classes: int) -> np
     return rng.permutation(np.arange(num) % num_classes)
 
 
+# --------------------------------------------------------------------------- CIFAR
+
+
+class _Python2Str(str):
+    """A ``str`` that :class:`_Python2Pickler` writes as a Python 2 byte string."""
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Pickles :class:`_Python2Str` as Python 2 ``str`` (``SHORT_BINSTRING`` /
+    ``BINSTRING``), which is how the official CIFAR files, written by Python 2's ``cPickle``,
+    hold their keys and names.
+
+    Python 3 reads such strings as ``str`` with ``encoding='latin1'`` (as mmpretrain and
+    torchvision do) and as ``bytes`` with ``encoding='bytes'`` (the CIFAR page's snippet,
+    ``batch[b'data']``). The C pickler has no hook for ``str``, hence the Python one.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_python2_str(self, obj: str) -> None:
+        data = obj.encode('latin1')
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack('<i', len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[_Python2Str] = save_python2_str
+
+
+def _python2_strings(obj):
+    """``obj`` with every ``str`` among its dict keys, values and list items made a
+    :class:`_Python2Str`; other objects (numpy arrays, ints) are kept as they are."""
+    if isinstance(obj, str):
+        return _Python2Str(obj)
+    if isinstance(obj, dict):
+        return {_python2_strings(k): _python2_strings(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_python2_strings(v) for v in obj]
+    return obj
+
+
+def _dump_cifar_pickle(obj: dict, path: str) -> str:
+    """Write ``obj`` to ``path`` as a protocol-2 pickle whose strings are Python 2 byte
+    strings, like the official CIFAR files (see :class:`_Python2Pickler`); return ``path``."""
+    with open(path, 'wb') as f:
+        _Python2Pickler(f, protocol=2).dump(_python2_strings(obj))
+    return path
+
+
+def _cifar_rows(images: List[np.ndarray]) -> np.ndarray:
+    """32x32 RGB images as CIFAR rows, uint8 ``(N, 3072)``: the R, G and B planes, each
+    row-major."""
+    if not images:
+        return np.zeros((0, 3072), np.uint8)
+    return np.stack(images).transpose(0, 3, 1, 2).reshape(len(images), 3072)
+
+
+def _cifar_file_name(rng: np.random.Generator, name: str) -> str:
+    """A file name in the style of the official ones, e.g. ``'red_circle_s_000123.png'``."""
+    return f"{name.replace(' ', '_')}_s_{rng.integers(10**6):06d}.png"
+
+
 def write_cifar10(root: str, num_train: int = 100, num_test: int = 20,
                   seed: int = 0) -> Dict[str, str]:
     """Write a small set in the CIFAR-10 "python version" format.
@@ -343,8 +454,10 @@ def write_cifar10(root: str, num_train: int = 100, num_test: int = 20,
         ├── test_batch
         └── batches.meta
 
-    Each batch is a pickle of a dict with the keys (str, as Python 3 reads the official
-    Python 2 pickles with ``encoding='latin1'``):
+    Each batch is a protocol-2 pickle of a dict with the keys below. As in the official
+    files, keys and names are Python 2 byte strings: Python 3 reads them as ``str`` with
+    ``pickle.load(f, encoding='latin1')`` (mmpretrain, torchvision) and as ``bytes`` with
+    ``encoding='bytes'``.
 
     * ``'data'``: uint8 array ``(N, 3072)``; a row is the 32x32 image as three row-major
       planes R, G, B (1024 values each);
@@ -358,7 +471,7 @@ def write_cifar10(root: str, num_train: int = 100, num_test: int = 20,
     The images are class-dependent shapes (see :func:`classification_class_names`), not
     the CIFAR pictures; labels are balanced. mmpretrain's ``CIFAR10`` checks the files'
     md5 sums against the official release, which generated files cannot match: load them
-    with ``mmsase.CIFAR10(..., verify_md5=False)`` (see :mod:`mmsase.datasets.checks`).
+    with ``mmsase.CIFAR10(..., verify_md5=False)`` (see :mod:`mmsase.datasets.cifar`).
 
     Args:
         root: Output folder (the dataset's ``data_root``).
@@ -377,20 +490,14 @@ def write_cifar10(root: str, num_train: int = 100, num_test: int = 20,
 
     def write_batch(file_name: str, batch_label: str, labels: np.ndarray,
                     rng: np.random.Generator) -> str:
-        images = [_class_image(rng, int(label), 32, 32) for label in labels]
-        data = (np.stack(images).transpose(0, 3, 1, 2).reshape(len(labels), 3072)
-                if len(labels) else np.zeros((0, 3072), np.uint8))
+        data = _cifar_rows([_class_image(rng, int(label), 32, 32) for label in labels])
         entry = {
             'batch_label': batch_label,
             'labels': [int(label) for label in labels],
             'data': data,
-            'filenames': [f"{names[label].replace(' ', '_')}_s_{rng.integers(10**6):06d}.png"
-                          for label in labels],
+            'filenames': [_cifar_file_name(rng, names[label]) for label in labels],
         }
-        path = osp.join(folder, file_name)
-        with open(path, 'wb') as f:
-            pickle.dump(entry, f, protocol=2)
-        return path
+        return _dump_cifar_pickle(entry, osp.join(folder, file_name))
 
     train_rng = np.random.default_rng([seed, 0])
     train_labels = _balanced_labels(train_rng, num_train, 10)
@@ -399,11 +506,92 @@ def write_cifar10(root: str, num_train: int = 100, num_test: int = 20,
     test_rng = np.random.default_rng([seed, 1])
     test_file = write_batch('test_batch', 'testing batch 1 of 1',
                             _balanced_labels(test_rng, num_test, 10), test_rng)
-    meta_file = osp.join(folder, 'batches.meta')
-    with open(meta_file, 'wb') as f:
-        pickle.dump(dict(num_cases_per_batch=max(1, -(-num_train // 5)),
-                         label_names=list(CIFAR10_CLASSES), num_vis=3072), f, protocol=2)
+    meta_file = _dump_cifar_pickle(
+        dict(num_cases_per_batch=max(1, -(-num_train // 5)), label_names=list(CIFAR10_CLASSES),
+             num_vis=3072), osp.join(folder, 'batches.meta'))
     return dict(root=root, folder=folder, meta_file=meta_file, test_file=test_file)
+
+
+#: Background tints of the 5 classes of a CIFAR-100 superclass, by their rank in it
+#: (alphabetical): neutral, reddish, greenish, bluish and yellowish grey.
+_CIFAR100_TINTS = ((0, 0, 0), (24, -12, -12), (-12, 24, -12), (-12, -12, 24), (16, 16, -20))
+
+
+def _cifar100_image(rng: np.random.Generator, fine_label: int) -> np.ndarray:
+    """The 32x32 picture of CIFAR-100 class ``fine_label`` (see :func:`write_cifar100`)."""
+    coarse_label = CIFAR100_FINE_TO_COARSE[fine_label]
+    members = _CIFAR100_SUPERCLASSES[CIFAR100_COARSE_CLASSES[coarse_label]]
+    tint = _CIFAR100_TINTS[members.index(CIFAR100_CLASSES[fine_label])]
+    return _class_image(rng, coarse_label, 32, 32, tint=tint)
+
+
+def write_cifar100(root: str, num_train: int = 500, num_test: int = 100,
+                   seed: int = 0) -> Dict[str, str]:
+    """Write a small set in the CIFAR-100 "python version" format.
+
+    Layout, as extracted from the official ``cifar-100-python.tar.gz``::
+
+        root/cifar-100-python/
+        ├── train   (all training images)
+        ├── test
+        └── meta
+
+    ``train`` and ``test`` are protocol-2 pickles of a dict with the keys below; keys and
+    names are Python 2 byte strings, as in :func:`write_cifar10` and the official files
+    (``str`` with ``encoding='latin1'``, ``bytes`` with ``encoding='bytes'``):
+
+    * ``'data'``: uint8 array ``(N, 3072)``; a row is the 32x32 image as three row-major
+      planes R, G, B;
+    * ``'fine_labels'``: list of N ints in ``0..99`` (names :data:`CIFAR100_CLASSES`);
+    * ``'coarse_labels'``: list of N ints in ``0..19`` (names
+      :data:`CIFAR100_COARSE_CLASSES`), always ``CIFAR100_FINE_TO_COARSE[fine_label]``;
+    * ``'filenames'``: list of N names such as ``'sweet_pepper_s_000123.png'``;
+    * ``'batch_label'``: ``'training batch 1 of 1'`` or ``'testing batch 1 of 1'``.
+
+    ``meta`` holds ``'fine_label_names'`` and ``'coarse_label_names'``. Names and the
+    fine-to-coarse mapping are the official ones.
+
+    Pictures: class ``k`` of superclass ``c = CIFAR100_FINE_TO_COARSE[k]`` is drawn as
+    class ``c`` of :func:`classification_class_names` (``c``'s shape in ``c``'s colour,
+    e.g. a red circle for ``aquatic_mammals``) on a grey background tinted by ``k``'s rank
+    among the 5 classes of ``c``: neutral, reddish, greenish, bluish, yellowish. So the
+    shape and colour give the coarse label, the background the fine one. Fine labels are
+    balanced. As for CIFAR-10, load with ``mmsase.CIFAR100(..., verify_md5=False)``.
+
+    Args:
+        root: Output folder (the dataset's ``data_root``).
+        num_train: Number of training images, balanced over the 100 classes.
+        num_test: Number of test images, balanced over the 100 classes.
+        seed: Random seed.
+
+    Returns:
+        dict: ``root``, ``folder`` (``root/cifar-100-python``), ``train_file``,
+        ``test_file`` and ``meta_file``.
+    """
+    folder = osp.join(root, 'cifar-100-python')
+    os.makedirs(folder, exist_ok=True)
+    paths = dict(root=root, folder=folder)
+    for stream, (split, num, batch_label) in enumerate(
+            (('train', num_train, 'training batch 1 of 1'),
+             ('test', num_test, 'testing batch 1 of 1'))):
+        rng = np.random.default_rng([seed, stream])
+        fine = [int(label) for label in _balanced_labels(rng, num, 100)]
+        data = _cifar_rows([_cifar100_image(rng, label) for label in fine])
+        entry = {
+            'filenames': [_cifar_file_name(rng, CIFAR100_CLASSES[label]) for label in fine],
+            'batch_label': batch_label,
+            'fine_labels': fine,
+            'coarse_labels': [CIFAR100_FINE_TO_COARSE[label] for label in fine],
+            'data': data,
+        }
+        paths[f'{split}_file'] = _dump_cifar_pickle(entry, osp.join(folder, split))
+    paths['meta_file'] = _dump_cifar_pickle(
+        dict(fine_label_names=list(CIFAR100_CLASSES),
+             coarse_label_names=list(CIFAR100_COARSE_CLASSES)), osp.join(folder, 'meta'))
+    return paths
+
+
+# --------------------------------------------------------------------------- ImageNet
 
 
 def write_imagenet_folder(root: str,

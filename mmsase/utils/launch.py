@@ -97,6 +97,43 @@ def set_genotype(cfg: Config, genotype_path: str) -> int:
     return count
 
 
+def backbone_stage_blocks(backbone: dict) -> tuple:
+    """The residual blocks per stage of an ``mmsase.AttentionResNet`` or ``mmsase.CifarResNet``
+    config, without building it."""
+    from mmsase.models.backbones import AttentionResNet
+    from mmsase.models.backbones.cifar_resnet import CIFAR_BLOCKS
+    name = str(backbone.get('type', '')).split('.')[-1]
+    if name == 'AttentionResNet':
+        depth = backbone.get('depth')
+        if depth not in AttentionResNet.arch_settings:
+            raise ValueError(f'AttentionResNet depth must be one of '
+                             f'{sorted(AttentionResNet.arch_settings)}, got {depth!r}')
+        return AttentionResNet.arch_settings[depth][1][:backbone.get('num_stages', 4)]
+    block = backbone.get('block', 'basic')
+    layers = CIFAR_BLOCKS[block][1] if block in CIFAR_BLOCKS else 2
+    return ((backbone.get('depth', 20) - 2) // (3 * layers), ) * 3
+
+
+def set_connection_code(cfg: Config, code_path: str) -> str:
+    """Give ``cfg.model.backbone`` the EAN connection code of ``code_path`` (a JSON file of
+    :meth:`mmsase.models.ean.ConnectionCode.save`); return the code as set (per-stage bit
+    strings joined by '-').
+
+    The file is checked against the backbone's stages first, so a bad code fails before
+    anything is built; the config then holds the code itself, not the file's path.
+    """
+    from mmsase.models.ean.code import ConnectionCode
+    backbone = cfg.model.get('backbone') if isinstance(cfg.get('model'), dict) else None
+    name = str((backbone or {}).get('type', '')).split('.')[-1]
+    if name not in ('AttentionResNet', 'CifarResNet') or backbone.get('attention') is None:
+        raise ValueError('--connection-code was given but the config's model has no '
+                         'mmsase.AttentionResNet or mmsase.CifarResNet backbone with an '
+                         'attention block (model.backbone.attention)')
+    code = ConnectionCode.load(code_path, backbone_stage_blocks(backbone))
+    backbone['connection_code'] = code.to_string('-')
+    return backbone['connection_code']
+
+
 def _user_errors() -> tuple:
     from .checkpoint import CheckpointError
     return (ValueError, FileNotFoundError, KeyError, CheckpointError)
@@ -129,6 +166,10 @@ def add_common_arguments(parser, cfg_example: str) -> None:
         '--genotype', help='genotype JSON for every SASE block of the model '
         '(from a search work dir or tools/derive_genotype.py)')
     parser.add_argument(
+        '--connection-code', help='EAN connection code JSON for the model\'s backbone '
+        '(which blocks apply the shared attention; from the EAN search or '
+        'configs/ean/codes/)')
+    parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -142,6 +183,8 @@ def prepare_config(args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     if args.genotype is not None:
         set_genotype(cfg, args.genotype)
+    if getattr(args, 'connection_code', None) is not None:
+        set_connection_code(cfg, args.connection_code)
     setup_launcher(cfg, args.launcher)
     setup_work_dir(cfg, args.config, args.work_dir)
     if args.amp:

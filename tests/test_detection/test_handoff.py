@@ -1,5 +1,6 @@
 """ImageNet -> COCO hand-off: a backbone trained by an mmsase classification config
-initialises the SASE detector completely (SASE blocks included)."""
+initialises the SASE detector completely (SASE blocks included). Both use
+``mmsase.AttentionResNet``, so the state-dict keys are the same by construction."""
 import os.path as osp
 
 import pytest
@@ -29,9 +30,10 @@ def classification_options(imagenet_root: str) -> list:
 
 @pytest.fixture(scope='module')
 def imagenet_checkpoint(imagenet_root, tmp_path_factory):
-    """configs/resnet50_sase_in1k.py trained for 2 iterations on generated ImageNet folders."""
+    """configs/sase/resnet50_sase_in1k.py trained for 2 iterations on generated ImageNet
+    folders."""
     work_dir = str(tmp_path_factory.mktemp('in1k'))
-    run_tool('tools/train.py', osp.join(ROOT, 'configs/resnet50_sase_in1k.py'),
+    run_tool('tools/train.py', osp.join(ROOT, 'configs/sase/resnet50_sase_in1k.py'),
              '--work-dir', work_dir, '--cfg-options', *classification_options(imagenet_root))
     return osp.join(work_dir, 'epoch_1.pth')
 
@@ -53,6 +55,8 @@ def test_detector_backbone_loads_every_imagenet_weight(imagenet_checkpoint):
     trained_backbone = {k[len('backbone.'):]: v for k, v in trained.items()
                         if k.startswith('backbone.')}
     detector = build_detector(imagenet_checkpoint)
+    assert type(detector.backbone).__name__ == 'AttentionResNet'
+    assert type(detector.backbone.layer1[0].sase).__name__ == 'SASE'
     loaded = detector.backbone.state_dict()
     # no missing and no unexpected backbone keys, SASE blocks included
     assert set(loaded) == set(trained_backbone)
@@ -73,6 +77,7 @@ def test_detection_defaults_reach_sase_batchnorms():
     from mmdet.registry import MODELS
     cfg = Config.fromfile(mmsase.config_path('faster_rcnn_r50_sase_1x_coco.py'))
     assert cfg.model.backbone.frozen_stages == 1 and cfg.model.backbone.norm_eval
+    assert cfg.model.backbone.type == 'mmsase.AttentionResNet'
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmdet')
     backbone = MODELS.build(cfg.model.backbone)

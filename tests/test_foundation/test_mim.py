@@ -87,9 +87,11 @@ pkg = osp.dirname(mmsase.__file__)
 print(pkg)
 print(importlib.metadata.distribution('mmsase').locate_file('mmsase'))
 print(mmsase.config_path('demo/cifar_resnet20_sase_digits.py'))
+print(mmsase.config_path('resnet50_cbam_in1k.py'))
 for rel in ('.mim/configs/demo/cifar_resnet20_sase_digits.py', '.mim/tools/train.py',
             '.mim/tools/test.py', 'configs/cifar_resnet20_sase_digits_lazy.py',
-            'configs/_base_/models/faster_rcnn_r50_fpn.py'):
+            'configs/_base_/models/faster_rcnn_r50_fpn.py', '.mim/model-index.yml',
+            '.mim/configs/cbam/metafile.yml', '.mim/configs/cbam/README.md'):
     path = osp.join(pkg, rel)
     assert osp.isfile(path) and not osp.islink(path), path
 assert not any(osp.islink(osp.join(pkg, '.mim', d)) for d in ('configs', 'tools'))
@@ -100,8 +102,9 @@ assert not any(osp.islink(osp.join(pkg, '.mim', d)) for d in ('configs', 'tools'
 def test_wheel_install_shadows_the_editable_one(site, tmp_path):
     lines = run(['-c', CHECK_INSTALL], tmp_path, site).splitlines()
     package = osp.join(site, 'mmsase')
-    assert lines[:3] == [package, package,
-                         osp.join(package, '.mim/configs/demo/cifar_resnet20_sase_digits.py')]
+    assert lines[:4] == [package, package,
+                         osp.join(package, '.mim/configs/demo/cifar_resnet20_sase_digits.py'),
+                         osp.join(package, '.mim/configs/cbam/resnet50_cbam_in1k.py')]
 
 
 @pytest.mark.slow

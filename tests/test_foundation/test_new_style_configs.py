@@ -16,8 +16,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TWINS = {  # old-style config: its new-style twin
     'configs/demo/cifar_resnet20_sase_digits.py':
     'mmsase/configs/cifar_resnet20_sase_digits_lazy.py',
-    'configs/resnet50_sase_in1k.py': 'mmsase/configs/resnet50_sase_in1k_lazy.py',
-    'configs/faster_rcnn_r50_sase_1x_coco.py':
+    'configs/sase/resnet50_sase_in1k.py': 'mmsase/configs/resnet50_sase_in1k_lazy.py',
+    'configs/sase/faster_rcnn_r50_sase_1x_coco.py':
     'mmsase/configs/faster_rcnn_r50_sase_1x_coco_lazy.py',
 }
 # Lazy-import configs ignore `custom_imports`: the classes they name are imported when built.
@@ -127,7 +127,7 @@ def test_twins_build_the_same_model(old_path, new_path):
 def test_comparison_sees_a_changed_value_or_class():
     """The comparison is not vacuous: a changed number or a same-named class of another
     library (mmcv's RandomFlip is not mmdet's: it leaves the boxes alone) is a difference."""
-    old_path = 'configs/faster_rcnn_r50_sase_1x_coco.py'
+    old_path = 'configs/sase/faster_rcnn_r50_sase_1x_coco.py'
     old = settings(load(old_path))
     new = load(TWINS[old_path])
     new.optim_wrapper.optimizer.lr = 0.02

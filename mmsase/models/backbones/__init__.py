@@ -1,4 +1,5 @@
-from .cifar_resnet import CifarBasicBlock, CifarResNet
+from .cifar_resnet import CifarBasicBlock, CifarBottleneck, CifarResNet
 from .resnet import AttentionBottleneck, AttentionResNet
 
-__all__ = ['AttentionResNet', 'AttentionBottleneck', 'CifarResNet', 'CifarBasicBlock']
+__all__ = ['AttentionResNet', 'AttentionBottleneck', 'CifarResNet', 'CifarBasicBlock',
+           'CifarBottleneck']

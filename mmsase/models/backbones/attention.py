@@ -183,6 +183,8 @@ class PlacesAttention:
 
     attention_position: Optional[str] = None
     attention_name: Optional[str] = None
+    #: whether :meth:`after_last_norm` applies the block (EAN's connection-code bit)
+    attention_plugged: bool = True
 
     def attention_conv_inputs(self) -> List[Tuple[str, int]]:
         """``(postfix, in_channels)`` of each conv, the downsample conv as ``'_downsample'``."""
@@ -205,15 +207,29 @@ class PlacesAttention:
             for attr, channels in self.attention_norms():
                 setattr(self, attr, placement.build(channels, stage))
 
+    def share_attention(self, module: nn.Module, plugged: bool = True) -> None:
+        """Apply ``module``, owned by the backbone and shared by the blocks of a stage, after
+        the last norm when ``plugged`` (EAN: :mod:`mmsase.models.backbones.shared_attention`).
+
+        The block keeps an unregistered reference: the module's parameters belong to the
+        backbone only, so the state dict holds one copy per stage and its gradient is the sum
+        over the blocks that applied it.
+        """
+        self.attention_position = AFTER_LAST_NORM
+        self.attention_name = None
+        object.__setattr__(self, '_shared_attention', module)  # bypasses Module registration
+        self.attention_plugged = plugged
+
     def before_conv(self, postfix: str, x: Tensor) -> Tensor:
         if self.attention_position != BEFORE_CONV:
             return x
         return getattr(self, self.attention_name + postfix)(x)
 
     def after_last_norm(self, x: Tensor) -> Tensor:
-        if self.attention_position != AFTER_LAST_NORM:
+        if self.attention_position != AFTER_LAST_NORM or not self.attention_plugged:
             return x
-        return getattr(self, self.attention_name)(x)
+        shared = self.__dict__.get('_shared_attention')
+        return (shared if shared is not None else getattr(self, self.attention_name))(x)
 
 
 def place_in_stem(owner: nn.Module, placement: Optional[AttentionPlacement],

@@ -10,8 +10,9 @@ from typing import List, Optional, Sequence, Tuple
 from mmpretrain.models.backbones.resnet import Bottleneck, ResLayer, ResNet
 
 from mmsase.registry import MODELS
-from .attention import (AttentionPlacement, PlacesAttention, attention_plan,
-                        init_attention_weights, is_pretrained, place_in_stem)
+from .attention import (AttentionPlacement, PlacesAttention, init_attention_weights,
+                        is_pretrained, place_in_stem)
+from .shared_attention import SharesAttention, connection_plan
 
 
 class AttentionBottleneck(PlacesAttention, Bottleneck):
@@ -48,7 +49,7 @@ class AttentionBottleneck(PlacesAttention, Bottleneck):
 
 
 @MODELS.register_module()
-class AttentionResNet(ResNet):
+class AttentionResNet(SharesAttention, ResNet):
     """ResNet-50/101/152 whose residual blocks carry an attention block.
 
     Args:
@@ -67,6 +68,16 @@ class AttentionResNet(ResNet):
         attention_blocks (Sequence, optional): per stage, which blocks carry it (0/1 flags
             or a string such as ``'1001'``, leftmost = first block); for blocks placed after
             the last norm.
+        attention_shared (bool): EAN: one module per stage, owned by the backbone as
+            ``shared_attention`` (an ``nn.ModuleList``; state-dict keys
+            ``shared_attention.<stage>.*``) and applied after the last norm of the blocks
+            that ``connection_code`` plugs (:mod:`.shared_attention`). Only for blocks placed
+            after the last norm; ``attention_stages``/``attention_blocks`` must stay None.
+        connection_code (optional): EAN's code, any form of
+            :meth:`mmsase.models.ean.ConnectionCode.parse` (``(4, 11, 19, 3)``,
+            ``'1001011010011011'``, a JSON file, ...; leftmost bit = first block). Shared:
+            which blocks apply their stage's module (None = all, changeable later with
+            :meth:`set_connection_code`); not shared: which blocks get a module of their own.
         **kwargs: the arguments of mmpretrain's ``ResNet`` (``out_indices``,
             ``frozen_stages``, ``norm_eval``, ``style``, ... also what mmdet's detectors set).
     """
@@ -81,17 +92,22 @@ class AttentionResNet(ResNet):
                  attention: Optional[dict] = None,
                  attention_stages: Optional[Sequence[bool]] = None,
                  attention_blocks: Optional[Sequence] = None,
+                 attention_shared: bool = False,
+                 connection_code=None,
                  **kwargs):
         if depth not in self.arch_settings:
             raise ValueError(f'AttentionResNet depth must be one of '
                              f'{sorted(self.arch_settings)}, got {depth!r}')
         num_stages = kwargs.get('num_stages', 4)
         self.attention = AttentionPlacement.from_config(attention, num_stages)
-        self.attention_plan = attention_plan(self.attention,
-                                             self.arch_settings[depth][1][:num_stages],
-                                             attention_stages, attention_blocks)
+        self.attention_shared = bool(attention_shared)
+        self.attention_plan, code = connection_plan(
+            self.attention, self.arch_settings[depth][1][:num_stages], attention_stages,
+            attention_blocks, self.attention_shared, connection_code)
+        self._initial_code = code
         self.stem_attention_name = None
         super().__init__(depth, **kwargs)
+        self._connection_code = code
 
     def _make_stem_layer(self, in_channels, stem_channels):
         super()._make_stem_layer(in_channels, stem_channels)
@@ -102,6 +118,9 @@ class AttentionResNet(ResNet):
     def make_res_layer(self, **kwargs):
         layer = ResLayer(**kwargs)
         stage = len(self.res_layers)  # mmpretrain appends each stage after building it
+        if self.attention_shared:
+            self.share_stage_attention(self.attention, stage, list(layer),
+                                       self._initial_code.bits[stage])
         for block, carries in zip(layer, self.attention_plan[stage]):
             if carries:
                 block.place_attention(self.attention, stage)
@@ -114,6 +133,11 @@ class AttentionResNet(ResNet):
             stem_attention.eval()
             for param in stem_attention.parameters():
                 param.requires_grad = False
+        if self.attention_shared:  # the shared modules of the frozen stages freeze with them
+            for module in list(self.shared_attention)[:self.frozen_stages]:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
 
     def init_weights(self):
         super().init_weights()

@@ -17,6 +17,7 @@ EANorm     Li, Li and Wen, AAAI 2024 (norm-guided)      after the last BN
 SGE        Li et al., 2019 (the module EAN shares)      after the last BN
 IEBN       Liang et al., 2020                           in place of the BN layers
 SASE       Wang et al., 2024 (this package's search)    after the last BN
+SEM        Zhong, Wen and Qin, 2022 (arXiv 2209.05680)  after the last BN
 =========  ===========================================  =================================
 
 :func:`build_attention` builds any of them by short name (``'cbam'``, ``'mca_skew'``, ...).
@@ -34,10 +35,12 @@ from .iebn import IEBN
 from .mca import MCA
 from .sase import SASE, SASESupernet
 from .se import SE
+from .sem import SEM
 from .sge import SGE
 from .srm import SRM
 
 __all__ = [
     'AttentionBlock', 'build_attention', 'resolve_block', 'SHORT_NAMES', 'CBAM', 'EANorm',
-    'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SGE', 'SRM'
+    'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SEM', 'SGE',
+    'SRM'
 ]

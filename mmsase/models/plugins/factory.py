@@ -27,6 +27,7 @@ SHORT_NAMES: Dict[str, Tuple[str, dict]] = {
     'sge': ('SGE', {}),
     'iebn': ('IEBN', {}),
     'sase': ('SASE', {}),
+    'sem': ('SEM', {}),
 }
 
 BlockLike = Union[str, Type[nn.Module]]

@@ -1,0 +1,9 @@
+# Mask R-CNN R101-FPN + IEBN, 1x, the SASE paper's COCO settings (spec §5); the backbone starts
+# from the ImageNet checkpoint of configs/iebn/resnet101_iebn_in1k.py.
+_base_ = '../resnet/mask_rcnn_r101_1x_coco.py'
+
+imagenet_checkpoint = 'work_dirs/resnet101_iebn_in1k/epoch_100.pth'
+model = dict(
+    backbone=dict(
+        attention=dict(type='mmsase.IEBN'),
+        init_cfg=dict(checkpoint=imagenet_checkpoint)))

@@ -1,0 +1,6 @@
+# ResNet-50 + SE (Hu et al., CVPR 2018) after the last BN of every bottleneck, reduction 16 (C
+# // 16 hidden units, as SENet and mmpretrain's SEResNet); the SASE paper's ImageNet settings
+# (spec §5).
+_base_ = '../resnet/resnet50_in1k.py'
+
+model = dict(backbone=dict(attention=dict(type='mmsase.SE', reduction=16)))
