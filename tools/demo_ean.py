@@ -9,11 +9,16 @@
 3. **Retrain** from scratch on the whole training set: plain ResNet-20, all 9 blocks plugged and
    the searched code (configs/demo/ean_resnet20_se_digits.py, ``--connection-code``); prints
    top-1, parameters and eval latency (batch 1 and 8, this machine's CPU).
+
+The demo's ``--search-epochs`` sets the supernet's epochs and ``--train-epochs`` the retraining's
+(6 each by default); the search takes 50 controller steps.
 """
 import json
+import os
 import os.path as osp
 import statistics
 import time
+import warnings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SUPERNET = osp.join(ROOT, 'configs/demo/ean_supernet_resnet20_se_digits.py')
@@ -36,11 +41,14 @@ def measure(models, batch_sizes=(1, 8), rounds=30):
     from mmsase.models.ean.code import ConnectionCode
     init_default_scope('mmpretrain')
     built = []
-    for config, code_file in models:
-        cfg = Config.fromfile(config)
-        if code_file is not None:
-            cfg.model.backbone.connection_code = ConnectionCode.load(code_file).to_string('-')
-        built.append(MODELS.build(cfg.model).eval())
+    with warnings.catch_warnings():  # the pkg_resources notice of the configs' imports
+        warnings.simplefilter('ignore', UserWarning)
+        for config, code_file in models:
+            cfg = Config.fromfile(config)
+            if code_file is not None:
+                code = ConnectionCode.load(code_file)
+                cfg.model.backbone.connection_code = code.to_string('-')
+            built.append(MODELS.build(cfg.model).eval())
     times = {(i, b): [] for i in range(len(built)) for b in batch_sizes}
     with torch.inference_mode():
         for batch in batch_sizes:
@@ -60,6 +68,7 @@ def measure(models, batch_sizes=(1, 8), rounds=30):
 def ean(work_dir, run, last_metric, supernet_epochs=6, search_steps=50, train_epochs=6):
     """Run the three steps with the demo's ``run(args, log_file)`` and ``last_metric``."""
     out = osp.join(work_dir, 'ean')
+    os.makedirs(out, exist_ok=True)
     print('\n[EAN 1/3] supernet: ResNet-20 + one shared SE per stage, a random connection code '
           'per iteration (digits, 3/4 of the training images)')
     run(['tools/train.py', SUPERNET, '--work-dir', osp.join(out, 'supernet'),

@@ -119,8 +119,12 @@ def main():
     log(f'EAN search: {len(loader.dataset)} held-out images, stages of '
         f'{tuple(backbone.stage_blocks)} blocks, settings {search.settings}')
     best = search.run()
-    likely = search.history[-1]['most_likely'] if search.history else None
-    log(f'best code (highest reward seen): {best["code"]} at step {best["step"]}, held-out '
+    if best is None:
+        log('no step was run (--steps 0)')
+        return
+    likely = search.code(search.search.controller.most_likely()).to_string('-')
+    best_code = search.code(best['code']).to_string('-')
+    log(f'best code (highest reward seen): {best_code} at step {best["step"]}, held-out '
         f'top-1 {best["accuracy"]:.2f}%, reward {best["reward"]:.3f} -> '
         f'{osp.join(work_dir, "best_code.json")}')
     log(f'most likely code now: {likely} -> {osp.join(work_dir, "most_likely_code.json")}; '

@@ -80,6 +80,8 @@ fi
 
 log "installing requirements"
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
+# Grad-CAM: without its dependencies (see requirements/optional.txt)
+"${PIP[@]}" install -q --no-deps -r "$ROOT/requirements/optional.txt"
 # openmim pulls a package that pins an old setuptools; put ours back.
 "${PIP[@]}" install -q "setuptools>=77.0.3,<82"
 

@@ -4,6 +4,7 @@ Importing this package registers, in :data:`mmsase.registry.DATASETS`:
 
 * ``Digits32`` -- scikit-learn's handwritten digits at 32x32 (a real, embedded data set);
 * ``SplitDataset`` / ``HalfSplit`` -- a deterministic part of a random partition;
+* ``PerClassSplit`` -- the first N samples of every class, or the rest (EAN's held-out set);
 * ``CocoDataset``, ``ImageNet`` (:mod:`.checks`), ``CIFAR10``, ``CIFAR100`` (:mod:`.cifar`)
   -- the mmdet / mmpretrain classes with clear errors for missing or malformed data;
   ``CIFAR100(label_type='coarse')`` gives the 20 superclasses.
@@ -15,6 +16,7 @@ from .checks import (CheckedCOCO, CocoDataset, DatasetFormatError, DatasetNotFou
                      ImageNet, check_classification_ann_file, check_coco_annotations,
                      check_coco_file)
 from .cifar import CIFAR10, CIFAR100
+from .class_split import PerClassSplit, per_class_indices
 from .digits import Digits32
 from .split import SplitDataset, split_indices
 from .synthetic import (CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR100_COARSE_CLASSES,
@@ -25,8 +27,8 @@ from .synthetic import (CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR100_COARSE_CLASS
 __all__ = [
     'CIFAR10', 'CIFAR10_CLASSES', 'CIFAR100', 'CIFAR100_CLASSES', 'CIFAR100_COARSE_CLASSES',
     'CIFAR100_FINE_TO_COARSE', 'COLOURS', 'CheckedCOCO', 'CocoDataset', 'DatasetFormatError',
-    'DatasetNotFoundError', 'Digits32', 'ImageNet', 'SHAPES', 'SplitDataset',
+    'DatasetNotFoundError', 'Digits32', 'ImageNet', 'PerClassSplit', 'SHAPES', 'SplitDataset',
     'check_classification_ann_file', 'check_coco_annotations', 'check_coco_file',
-    'classification_class_names', 'load_digits_32', 'split_indices', 'write_cifar10',
-    'write_cifar100', 'write_coco_dataset', 'write_imagenet_folder'
+    'classification_class_names', 'load_digits_32', 'per_class_indices', 'split_indices',
+    'write_cifar10', 'write_cifar100', 'write_coco_dataset', 'write_imagenet_folder'
 ]

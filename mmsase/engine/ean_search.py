@@ -220,13 +220,14 @@ class EANSearchRun:
 
 def plot_plug_probabilities(history: List[dict], stage_blocks: Sequence[int]) -> bytes:
     """PNG bytes: a blocks × steps heat map of the plug probability (blocks named
-    ``stage.block``, stages separated by lines) above the rewards and the baseline."""
+    ``stage.block`` from 1.1, stages separated by lines) above the rewards and the baseline."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     steps = [entry['step'] for entry in history]
     blocks = sum(stage_blocks)
-    figure = Figure(figsize=(10, 3 + 0.25 * blocks), dpi=100)
+    height = 3 + 0.25 * blocks
+    figure = Figure(figsize=(10, height), dpi=100)
     FigureCanvasAgg(figure)
     heat, curve = figure.subplots(2, 1, sharex=True,
                                   gridspec_kw=dict(height_ratios=[max(blocks, 4) / 4, 1.5]))
@@ -234,27 +235,33 @@ def plot_plug_probabilities(history: List[dict], stage_blocks: Sequence[int]) ->
     image = heat.imshow(probabilities.numpy(), aspect='auto', cmap='viridis', vmin=0, vmax=1,
                         interpolation='nearest',
                         extent=(steps[0] - 0.5, steps[-1] + 0.5, blocks - 0.5, -0.5))
-    labels = [f'{stage + 1}.{block}' for stage, n in enumerate(stage_blocks)
+    labels = [f'{stage + 1}.{block + 1}' for stage, n in enumerate(stage_blocks)
               for block in range(n)]
     heat.set_yticks(range(blocks), labels, fontsize=7)
     for boundary in torch.tensor(stage_blocks).cumsum(0)[:-1].tolist():
         heat.axhline(boundary - 0.5, color='white', linewidth=1)
     heat.set_ylabel('block (stage.block)')
-    likely = history[-1]['most_likely']
+    flat, likely = history[-1]['most_likely'], []
+    for n in stage_blocks:
+        likely.append(flat[:n])
+        flat = flat[n:]
+    likely = '-'.join(likely)
     heat.set_title(f'EAN search: plug probability per block (now most likely: {likely})')
     figure.colorbar(image, ax=heat, label='P(plug)', pad=0.01)
     rewards = [max(entry['rewards']) for entry in history]
     mean_rewards = [sum(entry['rewards']) / len(entry['rewards']) for entry in history]
     curve.plot(steps, mean_rewards, label='mean reward of the step', linewidth=1)
     curve.plot(steps, rewards, label='best reward of the step', linewidth=0.8, alpha=0.6)
-    curve.plot(steps, [entry['baseline'] for entry in history], label='baseline (EMA)',
+    bonus = '' if history[-1]['bonus'] is None else ' of rewards + novelty bonus'
+    curve.plot(steps, [entry['baseline'] for entry in history], label=f'baseline (EMA{bonus})',
                linewidth=1.2)
     curve.set_xlabel('step')
     curve.set_ylabel('reward')
     curve.grid(alpha=0.3)
     curve.legend(fontsize=7, loc='lower right')
     # the colour bar takes room from the heat map only; keep the curve's x axis aligned
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.93, hspace=0.08)
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.5 / height, top=1 - 0.35 / height,
+                           hspace=0.08)
     heat_box, curve_box = heat.get_position(), curve.get_position()
     curve.set_position([curve_box.x0, curve_box.y0, heat_box.width, curve_box.height])
     buffer = io.BytesIO()

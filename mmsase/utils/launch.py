@@ -126,7 +126,7 @@ def set_connection_code(cfg: Config, code_path: str) -> str:
     backbone = cfg.model.get('backbone') if isinstance(cfg.get('model'), dict) else None
     name = str((backbone or {}).get('type', '')).split('.')[-1]
     if name not in ('AttentionResNet', 'CifarResNet') or backbone.get('attention') is None:
-        raise ValueError('--connection-code was given but the config's model has no '
+        raise ValueError("--connection-code was given but the config's model has no "
                          'mmsase.AttentionResNet or mmsase.CifarResNet backbone with an '
                          'attention block (model.backbone.attention)')
     code = ConnectionCode.load(code_path, backbone_stage_blocks(backbone))

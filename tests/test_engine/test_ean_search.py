@@ -1,13 +1,16 @@
 """EAN's controller search run: outputs, exact resume, accuracy cache, and the tool end to end
 on a tiny CIFAR ResNet supernet with a shared SE module on the digits."""
+import importlib.util
 import json
 import os.path as osp
+import sys
 
 import pytest
 import torch
 
 from mmsase.engine.ean_search import EANSearchRun, code_reward
 from mmsase.models.ean.code import ConnectionCode
+from mmsase.utils.checkpoint import CheckpointError
 
 STAGES = (2, 1, 3)
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -103,7 +106,7 @@ ean_search = dict(
     return str(path)
 
 
-def test_tool_end_to_end(tmp_path):
+def test_tool_end_to_end(tmp_path, monkeypatch, capsys):
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
@@ -116,12 +119,14 @@ def test_tool_end_to_end(tmp_path):
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), checkpoint)
     work_dir = tmp_path / 'search'
 
-    out = run_tool('tools/ean_search.py', config, checkpoint, '--work-dir', str(work_dir),
-                   '--steps', '2', threads=1)
-    assert 'step 2/2' in out.stdout and 'best code' in out.stdout
+    tool = load_tool()  # the first 2 steps in this process, the resumption as a user would
+    monkeypatch.setattr(sys, 'argv', ['ean_search.py', config, checkpoint, '--work-dir',
+                                      str(work_dir), '--steps', '2'])
+    tool.main()
+    assert 'step 2/2' in capsys.readouterr().out
     out = run_tool('tools/ean_search.py', config, checkpoint, '--work-dir', str(work_dir),
                    '--resume', threads=1)
-    assert 'resumed from' in out.stdout and 'step 3/3' in out.stdout
+    assert 'resumed from' in out.stdout and 'step 3/3' in out.stdout and 'best code' in out.stdout
     assert 'step 1/' not in out.stdout
     history = json.loads((work_dir / 'search_log.json').read_text())
     assert [e['step'] for e in history] == [1, 2, 3]
@@ -136,6 +141,16 @@ def test_tool_end_to_end(tmp_path):
     # the code file drives a backbone
     model.backbone.set_connection_code(ConnectionCode.load(work_dir / 'best_code.json'))
 
-    bad = run_tool('tools/ean_search.py', config, str(tmp_path / 'missing.pth'),
-                   '--work-dir', str(work_dir), check=False)
-    assert bad.returncode == 1 and 'missing.pth' in bad.stderr
+    with pytest.raises(CheckpointError, match='missing.pth'):
+        tool.build_supernet(cfg, str(tmp_path / 'missing.pth'))
+    torch.save(dict(state_dict=dict(list(model.state_dict().items())[:-1])), checkpoint)
+    with pytest.raises(CheckpointError, match='does not fit the model of the config'):
+        tool.build_supernet(cfg, checkpoint)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'ean_search_tool', osp.join(osp.dirname(__file__), '..', '..', 'tools', 'ean_search.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

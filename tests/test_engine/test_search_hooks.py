@@ -55,7 +55,8 @@ def test_hooks_write_genotype_history_and_plot(tmp_path, caplog, monkeypatch):
     assert 'genotype:' in caplog.text and '*gap_gmp' in caplog.text
     with Image.open(tmp_path / 'alpha_evolution.png') as image:
         assert image.format == 'PNG'
-    assert sorted(os.listdir(tmp_path)) == ['alpha_evolution.png', 'genotype.json']
+    assert sorted(os.listdir(tmp_path)) == ['alpha_evolution.png', 'genotype.json',
+                                            'genotype.png']
     assert plots == [str(tmp_path / 'alpha_evolution.png')] * 2  # redrawn atomically
 
 

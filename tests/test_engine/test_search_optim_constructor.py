@@ -74,6 +74,7 @@ def test_each_part_may_name_its_own_constructor(model):
     OPTIM_WRAPPER_CONSTRUCTORS.register_module(
         name='_RecordingConstructor', module=RecordingConstructor, force=True)
     cfg = search_optim_wrapper_cfg()
-    cfg['weights']['constructor'] = '_RecordingConstructor'
+    # scoped, as a config must name it: the search configs' default scope is mmpretrain's
+    cfg['weights']['constructor'] = 'mmsase._RecordingConstructor'
     build_optim_wrapper(model, cfg)
     assert built_for == [model.classifier]

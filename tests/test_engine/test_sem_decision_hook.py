@@ -19,14 +19,14 @@ import mmsase
 from mmsase.models.plugins import SEM
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-EPOCHS = 6
+EPOCHS = 4
 NUM_BLOCKS = 9  # ResNet-29: 3 bottlenecks per stage
 
 
 @pytest.fixture(scope='module')
 def trained(cifar10_root, tmp_path_factory):
     """The Runner after EPOCHS epochs of 5 iterations (40 images, batch 8), validated on the
-    20 test images after epochs 3 and 6."""
+    20 test images after epochs 2 and 4."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     cfg = Config.fromfile(mmsase.config_path('sem/resnet164_sem_cifar10.py'))
@@ -37,7 +37,7 @@ def trained(cifar10_root, tmp_path_factory):
     # no augmentation, a gentler lr: the loss of the same 40 images must fall
     cfg.train_dataloader.dataset.pipeline = [dict(type='PackInputs')]
     cfg.optim_wrapper.optimizer.lr = 0.02
-    cfg.train_cfg.update(max_epochs=EPOCHS, val_interval=3)
+    cfg.train_cfg.update(max_epochs=EPOCHS, val_interval=2)
     cfg.param_scheduler = []
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=EPOCHS)
@@ -108,7 +108,7 @@ def check_record(record, model, images, split):
 def check_png(path):
     with Image.open(path) as image:
         assert image.format == 'PNG'
-        assert image.size == (600, 150 + 25 * NUM_BLOCKS)
+        assert image.size == (600, 120 + 25 * NUM_BLOCKS)
         pixels = np.asarray(image.convert('L'))
     assert pixels.std() > 10  # something is drawn
 
@@ -128,11 +128,16 @@ def test_hook_writes_the_mean_decision_of_every_block(trained, cifar10_root):
     assert not [f for f in os.listdir(work_dir) if f.endswith('.tmp')]
 
 
-def test_tool_computes_the_same_from_the_checkpoint(trained, cifar10_root, tmp_path):
+def load_tool():
     spec = importlib.util.spec_from_file_location(
         'sem_decisions_tool', osp.join(ROOT, 'tools', 'analysis', 'sem_decisions.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_tool_computes_the_same_from_the_checkpoint(trained, cifar10_root, tmp_path):
+    tool = load_tool()
     checkpoint = osp.join(trained.work_dir, f'epoch_{EPOCHS}.pth')
     out_dir = str(tmp_path / 'decisions')
     options = [f'{key}={value}' for loader in ('val_dataloader', 'test_dataloader')
@@ -155,8 +160,37 @@ def test_tool_computes_the_same_from_the_checkpoint(trained, cifar10_root, tmp_p
         np.testing.assert_allclose(values, during_training[name], rtol=1e-5)
 
 
-def test_a_model_without_sem_is_refused(tmp_path):
+def test_a_model_without_sem_is_refused(trained, tmp_path):
     from mmsase.engine.hooks import SEMDecisionHook
     runner = type('R', (), dict(model=torch.nn.Sequential(torch.nn.Linear(2, 2))))()
     with pytest.raises(ValueError, match='no SEM block'):
         SEMDecisionHook().before_run(runner)
+    # the tool says so before it reads any data (data/cifar10 does not exist here)
+    checkpoint = osp.join(trained.work_dir, f'epoch_{EPOCHS}.pth')
+    with pytest.raises(ValueError, match=r'resnet164_cifar10\.py builds no SEM block'):
+        load_tool().main(['configs/sem/resnet164_cifar10.py', checkpoint, '--out-dir',
+                          str(tmp_path), '--cfg-options', 'experiment_name=sem_tool_no_sem',
+                          'log_level=WARNING', 'val_dataloader.dataset.data_root=/nowhere'])
+
+
+def test_plot_draws_one_row_per_block_in_order(monkeypatch):
+    from mmsase.engine.hooks import sem_decision_hook
+    figures = []
+
+    class RecordedFigure(sem_decision_hook.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            figures.append(self)
+
+    monkeypatch.setattr(sem_decision_hook, 'Figure', RecordedFigure)
+    g = torch.Generator().manual_seed(0)
+    layers = {f'backbone.layer{s}.{i}.sem': torch.rand(3, generator=g).tolist()
+              for s in (1, 2, 3) for i in range(2)}
+    png = sem_decision_hook.plot_sem_decisions(layers, 'title')
+    assert png.startswith(b'\x89PNG')
+    heat_map = figures[0].axes[0]
+    np.testing.assert_allclose(heat_map.images[0].get_array(), list(layers.values()))
+    assert [t.get_text() for t in heat_map.get_yticklabels()] == [
+        name[len('backbone.'):] for name in layers]
+    assert [t.get_text() for t in heat_map.get_xticklabels()] == ['FC', 'ECA', 'IE']
+    assert len(heat_map.lines) == 2  # the stage boundaries

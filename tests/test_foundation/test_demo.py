@@ -24,11 +24,12 @@ def test_demo_runs_every_stage(tmp_path):
     assert written == printed
     assert osp.getsize(osp.join(work_dir, 'search', 'alpha_evolution.png')) > 0
 
-    # [2/3] the accuracy table: four models, top-1 in percent
-    rows = re.findall(r'^  (plain|\+ SE|\+ SASE \(searched\)|\+ SASE \(paper genotype\))\s+'
-                      r'(\d+\.\d\d)$', out, re.M)
-    assert [name for name, _ in rows] == ['plain', '+ SE', '+ SASE (searched)',
+    # [2/3] the accuracy table: five models, top-1 in percent; SEM's decision plot
+    rows = re.findall(r'^  (plain|\+ SE|\+ SEM|\+ SASE \(searched\)|\+ SASE \(paper genotype\))'
+                      r'\s+(\d+\.\d\d)$', out, re.M)
+    assert [name for name, _ in rows] == ['plain', '+ SE', '+ SEM', '+ SASE (searched)',
                                           '+ SASE (paper genotype)'], out
+    assert osp.getsize(osp.join(work_dir, 'SEM', 'sem_decisions.png')) > 0
     assert all(0 <= float(acc) <= 100 for _, acc in rows)
 
     # [3/3] the detector, scored by pycocotools
@@ -49,6 +50,6 @@ def test_classification_alone_leaves_out_the_searched_row(tmp_path, monkeypatch,
     monkeypatch.setattr(demo, 'run', lambda args, log: commands.append(args) or
                         'accuracy/top1: 50.0')
     rows = demo.classification(str(tmp_path), 1, genotype_file=None)
-    assert [name for name, _ in rows] == ['plain', '+ SE', '+ SASE (paper genotype)']
+    assert [name for name, _ in rows] == ['plain', '+ SE', '+ SEM', '+ SASE (paper genotype)']
     assert not any('--genotype' in args for args in commands)
     assert 'the searched-SASE row is left out' in capsys.readouterr().out

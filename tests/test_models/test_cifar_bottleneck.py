@@ -191,3 +191,65 @@ def test_attention_stages_and_blocks_select_bottlenecks():
                 for i, block in enumerate(getattr(net, name)) if isinstance(
                     getattr(block, 'se', None), SE)]
     assert carriers == ['layer2.0', 'layer3.1', 'layer3.2']
+
+
+SEM_CONFIGS = ['resnet164_cifar10', 'resnet164_se_cifar10', 'resnet164_sem_cifar10',
+               'resnet164_cifar100', 'resnet164_se_cifar100', 'resnet164_sem_cifar100']
+
+
+@pytest.mark.parametrize('name', SEM_CONFIGS)
+def test_configs_carry_the_sem_papers_recipe(name):
+    from mmengine.config import Config
+
+    import mmsase
+    cfg = Config.fromfile(mmsase.config_path(f'sem/{name}.py'))
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.depth, backbone.block) == ('mmsase.CifarResNet', 164,
+                                                               'bottleneck')
+    tag = name.split('_')[1] if name.count('_') == 2 else None
+    assert (backbone.get('attention') or {}).get('type') == (
+        {'se': 'mmsase.SE', 'sem': 'mmsase.SEM'}.get(tag))
+    if tag == 'se':
+        assert backbone.attention.get('divisor', 1) == 1  # SENet's C // 16
+    hooks = [h.type for h in cfg.get('custom_hooks', [])]
+    assert hooks == (['mmsase.SEMDecisionHook'] if tag == 'sem' else [])
+    classes = 100 if name.endswith('cifar100') else 10
+    assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes == classes
+    assert cfg.model.head.in_channels == 256
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'test'),
+                          ('test_dataloader', 'test')):
+        dataset = cfg[loader].dataset
+        assert dataset.type == f'mmsase.CIFAR{classes}', loader
+        assert (dataset.data_root, dataset.split) == (f'data/cifar{classes}', split), loader
+    assert cfg.train_dataloader.batch_size == 128
+    assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline] == [
+        'RandomCrop', 'RandomFlip', 'PackInputs']
+    crop, flip = cfg.train_dataloader.dataset.pipeline[:2]
+    assert (crop.crop_size, crop.padding, flip.prob, flip.direction) == (32, 4, 0.5,
+                                                                       'horizontal')
+    assert cfg.data_preprocessor.mean == pytest.approx([0.4914 * 255, 0.4822 * 255,
+                                                        0.4465 * 255])
+    assert cfg.data_preprocessor.std == pytest.approx([0.2023 * 255, 0.1994 * 255,
+                                                       0.2010 * 255])
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.momentum, optimizer.weight_decay) == (
+        'SGD', 0.1, 0.9, 1e-4)
+    schedule = cfg.param_scheduler
+    assert (schedule.type, schedule.milestones, schedule.gamma) == ('MultiStepLR', [81, 122],
+                                                                     0.1)
+    assert cfg.train_cfg.max_epochs == 164
+
+
+def test_cifar100_configs_read_cifar100(cifar100_root):
+    """The CIFAR-100 twins build their data sets from the real on-disk format."""
+    from mmengine.config import Config
+
+    import mmsase
+    from mmsase.registry import DATASETS
+    cfg = Config.fromfile(mmsase.config_path('sem/resnet164_sem_cifar100.py'))
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=cifar100_root,
+                                  verify_md5=False))
+    assert len(dataset) == 100 and len(dataset.metainfo['classes']) == 100
+    sample = dataset[0]
+    assert tuple(sample['inputs'].shape) == (3, 32, 32)
+    assert 0 <= int(sample['data_samples'].gt_label) < 100

@@ -13,7 +13,8 @@ from mmsase.models.plugins import (CBAM, ECA, GCT, IEBN, MCA, SE, SGE, SRM, EANo
 from mmsase.models.plugins.factory import SHORT_NAMES, UnknownBlockError, resolve_block
 from .helpers import single_thread  # noqa: F401
 
-AFTER_LAST_NORM_BLOCKS = ['se', 'cbam', 'eca', 'srm', 'mca', 'mca_skew', 'eanorm', 'sge', 'sase']
+AFTER_LAST_NORM_BLOCKS = ['se', 'cbam', 'eca', 'srm', 'mca', 'mca_skew', 'eanorm', 'sge', 'sase',
+                          'sem']
 
 
 def small_resnet(attention=None, **kwargs) -> AttentionResNet:
@@ -204,7 +205,7 @@ def test_factory_builds_every_block_by_short_name():
         assert type(block) is cls, name
         assert block(x).shape == x.shape, name
     assert build_attention('mca_skew', 128).moment == 'skew'
-    assert set(expected) | {'sase'} == set(SHORT_NAMES)
+    assert set(expected) | {'sase', 'sem'} == set(SHORT_NAMES)
     # registry names, scoped names, classes and config dicts reach the same classes
     assert type(build_attention('CBAM', 64)) is CBAM
     assert type(build_attention('mmsase.CBAM', 64)) is CBAM

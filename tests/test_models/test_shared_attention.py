@@ -118,6 +118,8 @@ def test_errors_name_the_problem():
         cifar(attention_blocks=('11', '11', '11'))
     with pytest.raises(ValueError, match='not attention_stages'):
         cifar(attention_stages=(1, 1, 0))
+    with pytest.raises(ValueError, match='connection_code: .* not attention_stages'):
+        cifar('11-11-11', shared=False, attention_stages=(1, 1, 0))
     with pytest.raises(ValueError, match='needs an attention block'):
         CifarResNet(depth=14, attention_shared=True)
     with pytest.raises(ValueError, match=r'stage 2 .* is 4: its 2 blocks take 0\.\.3'):

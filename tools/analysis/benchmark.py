@@ -37,7 +37,8 @@ import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+from mmsase.analysis.complexity import count_flops, count_params
 
 REFERENCE = 'plain'
 
@@ -100,16 +101,6 @@ def build_classifier(attention, width: int = 64):
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=32 * width))
 
 
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
     """Seconds of each call of each function, ``{name: [seconds] * repeats}``, timed
     round-robin (one call of each function per round).
@@ -159,14 +150,10 @@ def training_step(model, x, labels):
     return step
 
 
-def benchmark_classifiers(attentions: dict, batch_sizes, repeats: int, train_batch=None,
-                          size: int = 224, width: int = 64) -> list:
-    """One row per model of ``attentions`` (``{label: attention config or None}``):
-    ``dict(model=label, params=..., gflops=per image, eval_ms={batch: ms},
-    train_ms={train_batch: ms})``; no training step when ``train_batch`` is 0 or None."""
-    models = {name: build_classifier(attention, width).eval()
-              for name, attention in attentions.items()}
-    rows = {name: dict(model=name, params=count_params(m), eval_ms={}, train_ms={})
+def inference_rows(models: dict, batch_sizes, repeats: int, size: int = 224) -> list:
+    """One row per classifier of ``models`` (in eval mode): ``dict(model=name, params=...,
+    gflops=per image, eval_ms={batch: ms})``, the backbones timed round-robin."""
+    rows = {name: dict(model=name, params=count_params(m), eval_ms={})
             for name, m in models.items()}
     x = torch.randn(min(batch_sizes), 3, size, size)
     for name, model in models.items():
@@ -177,6 +164,18 @@ def benchmark_classifiers(attentions: dict, batch_sizes, repeats: int, train_bat
             {name: inference(model.backbone, x) for name, model in models.items()}, repeats)
         for name in models:
             rows[name]['eval_ms'][batch] = seconds[name] * 1e3
+    return list(rows.values())
+
+
+def benchmark_classifiers(attentions: dict, batch_sizes, repeats: int, train_batch=None,
+                          size: int = 224, width: int = 64) -> list:
+    """One row per model of ``attentions`` (``{label: attention config or None}``):
+    ``dict(model=label, params=..., gflops=per image, eval_ms={batch: ms},
+    train_ms={train_batch: ms})``; no training step when ``train_batch`` is 0 or None."""
+    models = {name: build_classifier(attention, width).eval()
+              for name, attention in attentions.items()}
+    rows = {row['model']: dict(row, train_ms={})
+            for row in inference_rows(models, batch_sizes, repeats, size)}
     if train_batch:
         x = torch.randn(train_batch, 3, size, size)
         labels = torch.randint(0, 1000, (train_batch, ))
@@ -221,8 +220,10 @@ def overhead_verdicts(rows) -> list:
         se = se_row['eval_ms'][batch] / plain_ms - 1
         sase = sase_row['eval_ms'][batch] / plain_ms - 1
         line = f'batch {batch}: inference overhead SE {se * 100:+.1f}%, SASE {sase * 100:+.1f}%'
-        if se <= 0:
-            verdicts.append(line + ' -> SE shows no overhead in this run (too noisy to compare)')
+        if se <= 0 or sase <= 0:
+            slower = 'SE' if se <= 0 else 'SASE'
+            verdicts.append(line + f' -> {slower} shows no overhead in this run (too noisy to '
+                            'compare)')
             continue
         verdict = 'meets' if sase <= 1.5 * se else 'misses'
         verdicts.append(line + f' -> SASE/SE overhead ratio {sase / se:.2f} ({verdict} the '

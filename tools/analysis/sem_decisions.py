@@ -17,6 +17,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsase.engine  # noqa: F401  (checkpoint safety, the hook)
+from mmsase.engine.hooks.sem_decision_hook import sem_blocks
 from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 HOOK = 'SEMDecisionHook'
@@ -51,6 +52,8 @@ def main(argv=None):
         dict(type=f'mmsase.{HOOK}', metadata=dict(checkpoint=osp.abspath(args.checkpoint)))]
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if not sem_blocks(runner.model):  # before the data set is read
+        raise ValueError(f'{args.config} builds no SEM block (mmsase.SEM): nothing to record')
     metrics = runner.val() if args.split == 'val' else runner.test()
     if is_main_process():
         print('\n'.join(f'{k}: {v}' for k, v in metrics.items()))

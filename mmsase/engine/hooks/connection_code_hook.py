@@ -69,8 +69,7 @@ class RandomConnectionCodeHook(Hook):
         self.seed = seed
 
     def before_run(self, runner) -> None:
-        backbone = code_backbone(runner.model)
-        self._val_code = self.fixed_code(backbone.stage_blocks)
+        self.fixed_code(code_backbone(runner.model).stage_blocks)  # a bad code fails first
 
     def fixed_code(self, stage_blocks) -> ConnectionCode:
         if self.val_code == 'none':
@@ -99,7 +98,7 @@ class RandomConnectionCodeHook(Hook):
         self._set(runner, self.code_for(runner, runner.iter))
 
     def before_val_epoch(self, runner) -> None:
-        self._set(runner, self._val_code)
+        self._set(runner, self.fixed_code(code_backbone(runner.model).stage_blocks))
 
     def before_test_epoch(self, runner) -> None:
-        self._set(runner, self._val_code)
+        self._set(runner, self.fixed_code(code_backbone(runner.model).stage_blocks))

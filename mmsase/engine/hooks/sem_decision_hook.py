@@ -92,14 +92,14 @@ def plot_sem_decisions(layers: Dict[str, List[float]], title: str = '') -> bytes
     """PNG bytes of a heat map of ``layers`` (name → [FC, ECA, IE] in [0, 1]): one row per
     layer, top to bottom in the given order, each cell annotated; lines between stages.
 
-    The figure is 600 × (150 + 25·rows) pixels."""
+    The figure is 600 × (120 + 25·rows) pixels."""
     names = list(layers)
     values = [layers[name] for name in names]
     rows = len(names)
-    figure = Figure(figsize=(6, 1.5 + 0.25 * rows), dpi=100)
+    inches = 1.2 + 0.25 * rows  # 0.3 below the map, 0.9 above it for the labels and title
+    figure = Figure(figsize=(6, inches), dpi=100)
     FigureCanvasAgg(figure)
-    height = 0.25 * rows / (1.5 + 0.25 * rows)
-    bottom = 0.6 / (1.5 + 0.25 * rows)
+    bottom, height = 0.3 / inches, 0.25 * rows / inches
     axes = figure.add_axes((0.3, bottom, 0.45, height))
     image = axes.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto',
                         interpolation='nearest')
@@ -118,8 +118,7 @@ def plot_sem_decisions(layers: Dict[str, List[float]], title: str = '') -> bytes
             axes.axhline(row - 0.5, color='white', linewidth=1.5)
     colorbar_axes = figure.add_axes((0.8, bottom, 0.03, height))
     figure.colorbar(image, cax=colorbar_axes, label='mean decision weight')
-    figure.suptitle(title or 'SEM: mean decision per block', fontsize=9,
-                    y=1 - 0.15 / (1.5 + 0.25 * rows))
+    figure.suptitle(title or 'SEM: mean decision per block', fontsize=9, y=1 - 0.15 / inches)
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png')
     return buffer.getvalue()

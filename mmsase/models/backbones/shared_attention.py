@@ -44,15 +44,14 @@ def connection_plan(placement: Optional[AttentionPlacement], stage_blocks: Seque
     if attention_blocks is not None:
         raise ValueError(f'{what}: the connection code selects the blocks; give '
                          f'connection_code, not attention_blocks={attention_blocks!r}')
-    if shared and attention_stages is not None:
-        raise ValueError('attention_shared=True: the connection code selects the blocks; '
-                         'unplug a whole stage with zeros in the code, not attention_stages')
+    if attention_stages is not None:
+        raise ValueError(f'{what}: the connection code selects the blocks; unplug a whole '
+                         f'stage with zeros in the code, not attention_stages')
     code = ConnectionCode.all_plugged(stage_blocks) if connection_code is None \
         else ConnectionCode.parse(connection_code, stage_blocks)
     if shared:
         return tuple((False, ) * n for n in stage_blocks), code
-    return attention_plan(placement, stage_blocks, attention_stages,
-                          code.stage_strings()), code
+    return attention_plan(placement, stage_blocks, None, code.stage_strings()), code
 
 
 class SharesAttention:

@@ -163,10 +163,11 @@ class EANReinforce:
         """
         codes, log_probs = self.controller.sample(self.codes_per_step, self.generator)
         rewards = torch.as_tensor(reward_fn(codes), dtype=torch.float64).reshape(-1)
-        if self.buffer is not None:
+        if self.buffer is not None:  # the replay scores codes without the novelty bonus
             self.buffer.add(codes, rewards, log_probs.exp(), self.num_steps)
         bonus = self.rnd(codes) if self.rnd is not None else None
         total = rewards + (float(bonus.detach()) if bonus is not None else 0.0)
+        # as the authors: the baseline sees this step's rewards before the advantage is taken
         self.baseline = ema_baseline(self.baseline, total, self.baseline_decay)
         advantages = total - self.baseline
         loss = reinforce_loss(log_probs, advantages)
@@ -191,8 +192,7 @@ class EANReinforce:
 
         record = dict(step=self.num_steps, codes=codes, rewards=rewards,
                       bonus=None if bonus is None else float(bonus.detach()),
-                      baseline=self.baseline,
-                      advantages=advantages, loss=float(loss.detach()),
+                      baseline=self.baseline, advantages=advantages, loss=float(loss.detach()),
                       replay_loss=None if replayed is None else float(replayed.detach()))
         self.num_steps += 1
         return record

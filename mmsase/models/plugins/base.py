@@ -24,6 +24,7 @@ Blocks that are not :class:`AttentionBlock` subclasses (any mmcv plug-in taking
 from typing import Tuple
 
 import torch.nn as nn
+from torch import Tensor
 
 AFTER_LAST_NORM = 'after_last_norm'
 BEFORE_CONV = 'before_conv'
@@ -59,3 +60,9 @@ class AttentionBlock(nn.Module):
         initialise differently (CBAM's spatial BN weight 0, ...) overrides it here. The
         default keeps what the block's constructor set.
         """
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a ``ValueError`` naming the shape unless ``x`` is ``(B, in_channels, H, W)``."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__}(in_channels={self.in_channels}) expects '
+                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')

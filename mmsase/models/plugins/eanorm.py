@@ -84,9 +84,7 @@ class EANorm(AttentionBlock):
         nn.init.zeros_(self.delta)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'EANorm(in_channels={self.in_channels}) expects '
-                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        self.check_input(x)
         b, c, h, w = x.shape
         width = c // self.groups
         x = x.reshape(b * self.groups, width, h, w)

@@ -77,9 +77,7 @@ class GCT(AttentionBlock):
         nn.init.zeros_(self.beta)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'GCT(in_channels={self.in_channels}) expects '
-                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        self.check_input(x)
         dtype = compute_dtype(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
             xf = x.to(dtype)

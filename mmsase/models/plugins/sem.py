@@ -11,7 +11,7 @@ module is written into the CIFAR ``Bottleneck``; their ``BasicBlock`` has no SEM
     z  = GAP(x) ∈ (B, C)
     w  = σ(Linear_{C→3}(z)) ∈ (B, 3)                         the decision (w0, w1, w2)
     FC  = Linear_{h→C}(δ(Linear_{C→h}(z)))                    SE's excitation, biased
-    ECA = Conv1d_k(z viewed as (B, 1, C))                     ECA's, no bias
+    ECA = Conv1d_k(z viewed as (B, 1, C)), padding k // 2     ECA's, no bias
     IE  = z ⊙ w_ie + b_ie                                     IEBN's, per channel
     y  = x ⊙ σ(w0·FC) ⊙ σ(w1·ECA) ⊙ σ(w2·IE)
 
@@ -26,8 +26,9 @@ so a CIFAR ResNet-164 gains 242,820 (1,704,154 → 1,946,974 on CIFAR-10).
 
 Initialisation, as the authors': PyTorch's defaults for the three Linear layers and the Conv1d
 (their network's init loop touches only Conv2d and BN), ``w_ie = 0`` and ``b_ie = −1``, so at
-initialisation the IE logit is ``−w2`` for every channel. :meth:`SEM.init_weights` re-applies
-all of it after a backbone's generic init.
+initialisation the IE logit is ``−w2`` for every channel and the block scales its input by
+about ``0.5 · 0.5 · σ(−0.5) ≈ 0.1``. :meth:`SEM.init_weights` re-applies all of it after a
+backbone's generic init.
 
 Seeing the decision: ``w`` passes through the sub-module ``decision`` (an ``nn.Identity``), so a
 forward hook on ``<block>.decision`` (``backbone.layer1.0.sem.decision``) receives ``w`` of shape
@@ -35,9 +36,12 @@ forward hook on ``<block>.decision`` (``backbone.layer1.0.sem.decision``) receiv
 over a data set and draws it.
 
 Placement: after the last BN of a residual block, before the identity addition. The authors
-put it in bottlenecks only (CIFAR ResNet-164, ``CifarResNet(block='bottleneck')``); in a basic
-block (``CifarResNet`` ResNet-20 of mmsase's demo) it goes after the second BN, which is
-mmsase's choice, not theirs.
+put it in bottlenecks only (CIFAR ResNet-164, ``CifarResNet(block='bottleneck')``), whose
+shortcuts project (conv + BN) where the shape changes, so every channel of the identity path
+is at full scale; in a basic block (``CifarResNet``
+ResNet-20 of mmsase's demo) it goes after the second BN, which is mmsase's choice, not theirs
+(with option-A shortcuts such a network starts learning late, see
+``configs/demo/cifar_resnet20_sem_digits.py``).
 
 Differences from the code: the IE parameters are ``(C,)`` ``ie_weight`` / ``ie_bias`` here,
 ``(1, C, 1, 1)`` ``w1`` / ``b1`` there; the other names are theirs (``switch_fc``, ``fc1``,

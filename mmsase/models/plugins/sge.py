@@ -63,9 +63,7 @@ class SGE(AttentionBlock):
         nn.init.ones_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'SGE(in_channels={self.in_channels}) expects '
-                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        self.check_input(x)
         b, c, h, w = x.shape
         xg = x.reshape(b * self.groups, c // self.groups, h, w)
         dtype = compute_dtype(x.dtype)
