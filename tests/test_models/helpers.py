@@ -22,6 +22,25 @@ def bn_eval(v: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> torch.Tenso
     return (v - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
 
 
+class Recorder:
+    """Records the inputs and outputs of the modules it hooks, by name (``inputs[name]``,
+    ``outputs[name]``: detached copies from the last forward); ``remove()`` unhooks."""
+
+    def __init__(self, modules: dict):
+        self.inputs, self.outputs = {}, {}
+        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in modules.items()]
+
+    def _hook(self, name):
+        def hook(module, args, output):
+            self.inputs[name] = args[0].detach().clone()
+            self.outputs[name] = output.detach().clone()
+        return hook
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
 @pytest.fixture(autouse=True, scope='module')
 def single_thread():
     """Run a module's tests on one intra-op thread: they use tiny tensors, for which OpenMP

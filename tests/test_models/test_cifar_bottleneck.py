@@ -10,7 +10,7 @@ from mmpretrain.models import ImageClassifier
 from mmsase.models.backbones import CifarBottleneck, CifarResNet
 from mmsase.models.plugins import GCT, IEBN, SE, SEM
 
-from .helpers import randomize_, single_thread  # noqa: F401 (autouse fixture)
+from .helpers import Recorder, randomize_, single_thread  # noqa: F401 (autouse fixture)
 
 
 def n_params(module):
@@ -109,24 +109,6 @@ def test_bottleneck_matches_its_formula(in_channels, planes, stride):
     assert (block.downsample is None) == (stride == 1 and in_channels == 4 * planes)
     x = torch.randn(2, in_channels, 8, 8, dtype=torch.float64)
     torch.testing.assert_close(block(x), bottleneck_reference(block, x))
-
-
-class Recorder:
-    """Inputs and outputs of the modules it hooks, by name."""
-
-    def __init__(self, modules: dict):
-        self.inputs, self.outputs = {}, {}
-        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in modules.items()]
-
-    def _hook(self, name):
-        def hook(module, args, output):
-            self.inputs[name] = args[0].detach().clone()
-            self.outputs[name] = output.detach().clone()
-        return hook
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
 
 
 def test_after_last_norm_sits_between_bn3_and_the_addition():

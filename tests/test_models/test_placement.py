@@ -11,7 +11,7 @@ from mmsase.models.backbones import AttentionResNet, CifarResNet
 from mmsase.models.plugins import (CBAM, ECA, GCT, IEBN, MCA, SE, SGE, SRM, EANorm, GSoP,
                                    build_attention)
 from mmsase.models.plugins.factory import SHORT_NAMES, UnknownBlockError, resolve_block
-from .helpers import single_thread  # noqa: F401
+from .helpers import Recorder, single_thread  # noqa: F401
 
 AFTER_LAST_NORM_BLOCKS = ['se', 'cbam', 'eca', 'srm', 'mca', 'mca_skew', 'eanorm', 'sge', 'sase',
                           'sem']
@@ -30,24 +30,6 @@ def bottlenecks(backbone):
         layer = getattr(backbone, f'layer{stage + 1}')
         for index, block in enumerate(layer):
             yield f'layer{stage + 1}.{index}', stage, index, len(layer), block
-
-
-class Recorder:
-    """Records the inputs and outputs of the modules it hooks, by name."""
-
-    def __init__(self, modules: dict):
-        self.inputs, self.outputs = {}, {}
-        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in modules.items()]
-
-    def _hook(self, name):
-        def hook(module, args, output):
-            self.inputs[name] = args[0].detach().clone()
-            self.outputs[name] = output.detach().clone()
-        return hook
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
 
 
 @pytest.mark.parametrize('name', AFTER_LAST_NORM_BLOCKS)
