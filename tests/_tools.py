@@ -29,3 +29,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def record_figures(monkeypatch, module) -> list:
+    """Make ``module.Figure`` (a module that draws with matplotlib's ``Figure``) append every
+    figure it creates to the returned list, so a test can inspect what was drawn."""
+    figures = []
+
+    class RecordedFigure(module.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            figures.append(self)
+
+    monkeypatch.setattr(module, 'Figure', RecordedFigure)
+    return figures

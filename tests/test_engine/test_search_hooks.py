@@ -5,6 +5,7 @@ import os
 import types
 
 import pytest
+from _tools import record_figures
 import torch
 from mmengine.logging import MessageHub
 from PIL import Image
@@ -62,14 +63,7 @@ def test_hooks_write_genotype_history_and_plot(tmp_path, caplog, monkeypatch):
 
 def test_plot_has_one_panel_per_edge_and_one_line_per_op(monkeypatch):
     from mmsase.engine.hooks import alpha_plot_hook
-    figures = []
-
-    class RecordedFigure(alpha_plot_hook.Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            figures.append(self)
-
-    monkeypatch.setattr(alpha_plot_hook, 'Figure', RecordedFigure)
+    figures = record_figures(monkeypatch, alpha_plot_hook)
     op_names = ArchitectureParams().op_names
     g = torch.Generator().manual_seed(0)
     probabilities = [torch.rand(6, 7, generator=g).softmax(-1).tolist() for _ in range(3)]

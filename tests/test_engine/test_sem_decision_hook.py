@@ -10,6 +10,7 @@ import pickle
 
 import numpy as np
 import pytest
+from _tools import record_figures
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -175,14 +176,7 @@ def test_a_model_without_sem_is_refused(trained, tmp_path):
 
 def test_plot_draws_one_row_per_block_in_order(monkeypatch):
     from mmsase.engine.hooks import sem_decision_hook
-    figures = []
-
-    class RecordedFigure(sem_decision_hook.Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            figures.append(self)
-
-    monkeypatch.setattr(sem_decision_hook, 'Figure', RecordedFigure)
+    figures = record_figures(monkeypatch, sem_decision_hook)
     g = torch.Generator().manual_seed(0)
     layers = {f'backbone.layer{s}.{i}.sem': torch.rand(3, generator=g).tolist()
               for s in (1, 2, 3) for i in range(2)}

@@ -7,7 +7,7 @@ import os.path as osp
 
 import pytest
 import torch
-from _tools import ROOT, run_tool
+from _tools import ROOT, record_figures, run_tool
 from PIL import Image
 
 from _search_toys import single_thread  # noqa: F401 (fixture)
@@ -59,14 +59,7 @@ def test_margin_is_an_absolute_difference_of_softmax_weights():
 
 def test_undecided_edges_are_drawn_dashed_with_both_candidates(monkeypatch):
     from mmsase.visualization import genotype_diagram
-    figures = []
-
-    class RecordedFigure(genotype_diagram.Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            figures.append(self)
-
-    monkeypatch.setattr(genotype_diagram, 'Figure', RecordedFigure)
+    figures = record_figures(monkeypatch, genotype_diagram)
     rows = clear_rows()
     rows[EDGES.index('ce2')] = [0.1445, 0.1420, 0.1401, 0.1430, 0.1441, 0.1412, 0.1451]
     png = draw_genotype(rows, OP_NAMES)
