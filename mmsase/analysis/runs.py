@@ -177,6 +177,17 @@ def _train_in_child(spec: RunSpec, threads: int) -> dict:
     return train_one(spec, threads, log_file=osp.join(spec.work_dir, 'train.log'))
 
 
+def finish_run_args(parser, args, kind: str) -> None:
+    """What the run tools check of their parsed arguments: the seeds are distinct (a
+    repeated seed would reuse one run's result), and ``args.work_dir`` defaults to
+    ``work_dirs/<kind>/<config's stem>``."""
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds repeats a seed: {args.seeds}')
+    if args.work_dir is None:
+        stem = osp.splitext(osp.basename(args.config))[0]
+        args.work_dir = osp.join('work_dirs', kind, stem)
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -29,7 +29,7 @@ import re
 
 from mmengine.config import DictAction
 
-from mmsase.analysis.runs import RunSpec, available_cores, run_all
+from mmsase.analysis.runs import RunSpec, available_cores, finish_run_args, run_all
 from mmsase.analysis.stats import mean_ci, paired_diff_ci
 from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.launch import run_cli
@@ -90,11 +90,7 @@ def parse_args(argv=None):
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         parser.error(f'rows named twice: {duplicates} (name them with NAME=BLOCK)')
-    if len(set(args.seeds)) != len(args.seeds):
-        parser.error(f'--seeds repeats a seed: {args.seeds}')
-    if args.work_dir is None:
-        stem = osp.splitext(osp.basename(args.config))[0]
-        args.work_dir = osp.join('work_dirs', 'compare', stem)
+    finish_run_args(parser, args, 'compare')
     return args
 
 

@@ -21,7 +21,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmsase.analysis.runs import RunSpec, available_cores, run_all
+from mmsase.analysis.runs import RunSpec, available_cores, finish_run_args, run_all
 from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.launch import run_cli
 
@@ -42,11 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override keys of every search')
     args = parser.parse_args(argv)
-    if len(set(args.seeds)) != len(args.seeds):
-        parser.error(f'--seeds repeats a seed: {args.seeds}')
-    if args.work_dir is None:
-        stem = osp.splitext(osp.basename(args.config))[0]
-        args.work_dir = osp.join('work_dirs', 'stability', stem)
+    finish_run_args(parser, args, 'stability')
     return args
 
 
