@@ -4,8 +4,43 @@ Each fixture writes its set once per test session (under pytest's temporary fold
 returns the set's root folder as a ``str`` -- the ``data_root`` of a dataset config.
 Layouts and formats: :mod:`mmsase.datasets.synthetic`. Keep these sets tiny: many tests
 share them and the machine is small.
+
+Registry scope: mmengine's default scope (``DefaultScope``) is process-wide, and
+``init_default_scope`` or a ``Runner`` in one test would otherwise leak into the tests after it
+(an ``mmdet`` scope makes mmpretrain's builders look in mmdet's registries). Every module and
+every test starts from the scope it found and gets it back afterwards, so each test sets the
+scope it needs and the suite passes in any order.
 """
 import pytest
+
+
+def _scope_state():
+    from mmengine.registry import DefaultScope
+    return DefaultScope._instance_dict.copy()
+
+
+def _restore_scope_state(saved) -> None:
+    from mmengine.registry import DefaultScope
+    if DefaultScope._instance_dict != saved:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _module_default_scope():
+    """What a module's tests (and its module-scoped fixtures) do to the default scope stays in
+    the module."""
+    saved = _scope_state()
+    yield
+    _restore_scope_state(saved)
+
+
+@pytest.fixture(autouse=True)
+def _test_default_scope():
+    """What a test does to the default scope stays in the test."""
+    saved = _scope_state()
+    yield
+    _restore_scope_state(saved)
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG NUM_PROCESSES [train.py args...]
+# CONFIG may be a shipped config's old flat path or file name (train.py / test.py
+# resolve it, e.g. configs/faster_rcnn_r50_sase_1x_coco.py -> configs/sase/...).
 # Works without GPUs too (gloo backend): torchrun --nproc_per_node=2 on a CPU machine.
 CONFIG=$1
 GPUS=$2

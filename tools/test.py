@@ -2,6 +2,11 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
         [--out results.pkl] [--cfg-options k=v ...] [--launcher ...]
+
+CONFIG is a config file, or names one shipped with mmsase: a path that does not exist but
+whose file name is a shipped config's (configs/faster_rcnn_r50_sase_1x_coco.py, the flat
+layout from before the per-method folders, or the bare file name) loads that config, and
+the tool prints the path it used. An existing path is always loaded as given.
 """
 import argparse
 import os.path as osp
@@ -17,7 +22,9 @@ from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
-    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'config', help='test config file path, or a shipped config\'s file name '
+        '(configs/<name>.py or <name>.py find configs/<method>/<name>.py)')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to this pickle file')

@@ -2,6 +2,11 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+CONFIG is a config file, or names one shipped with mmsase: a path that does not exist but
+whose file name is a shipped config's (configs/faster_rcnn_r50_sase_1x_coco.py, the flat
+layout from before the per-method folders, or the bare file name) loads that config, and
+the tool prints the path it used. An existing path is always loaded as given.
 """
 import argparse
 
@@ -15,7 +20,9 @@ from mmsase.utils.launch import add_common_arguments, prepare_config, run_cli
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        'config', help='train config file path, or a shipped config\'s file name '
+        '(configs/<name>.py or <name>.py find configs/<method>/<name>.py)')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true',

@@ -8,8 +8,10 @@
   (mmengine's ``CheckpointHook`` writes it in place), so :func:`latest_checkpoint` does not
   trust it blindly: an empty pointer, or one naming a missing file, falls back to the newest
   checkpoint in the work dir.
-* A missing, truncated or corrupt checkpoint raises :class:`CheckpointError` naming the
-  file and what to do, instead of a deep ``PytorchStreamReader``/unpickling traceback.
+* A missing, truncated or corrupt checkpoint, or one holding an object that is not on the
+  allow-list, raises :class:`CheckpointError` naming the file, what is wrong with it and what
+  to do, instead of a deep ``PytorchStreamReader``/unpickling traceback (and without torch's
+  advice to switch weights-only loading off).
 """
 import codecs
 import glob
@@ -70,7 +72,14 @@ def _checkpoint_safe_globals() -> list:
 
 
 def load_checkpoint_file(filename: str, map_location=None):
-    """``torch.load`` with weights-only unpickling and errors that name the file."""
+    """``torch.load`` with weights-only unpickling and errors that name the file.
+
+    A file that cannot be loaded raises :class:`CheckpointError` with one line saying what
+    is wrong with it: empty, cut off, not a zip archive or pickle at all, a damaged pickle, or
+    holding an object whose type is not on the weights-only allow-list (named when torch
+    names it, with how to allow-list it for a trusted checkpoint). The protection is never
+    switched off, and the message never suggests switching it off.
+    """
     install_checkpoint_safety()
     path = osp.expanduser(filename)
     if not osp.isfile(path):
@@ -80,23 +89,90 @@ def load_checkpoint_file(filename: str, map_location=None):
             '--cfg-options load_from=... / model.backbone.init_cfg.checkpoint=...).')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        # A file that is not even a zip archive is damaged, whatever the unpickler says.
-        if 'Weights only load failed' in str(e) and zipfile.is_zipfile(path):
-            raise CheckpointError(
-                f'checkpoint {filename!r} holds objects that weights-only loading does '
-                f'not allow. If you trust the file, allow-list the class with '
-                f'torch.serialization.add_safe_globals. Details: {e}') from e
-        raise CheckpointError(_corrupt_message(filename, e)) from e
     except Exception as e:  # noqa: BLE001 -- a damaged pickle can fail in any way
-        raise CheckpointError(_corrupt_message(filename, e)) from e
+        refused = _refused_object_message(filename, e)
+        raise CheckpointError(refused or _corrupt_message(filename, e)) from e
+
+
+# What torch's weights-only unpickler says when it refuses an object (torch 2.6 - 2.x), as
+# (pattern, group naming the global or type); the rest of torch's text is not passed on: it
+# advises switching the protection off.
+_REFUSALS = (
+    (r'GLOBAL (\S+) was not an allowed global', 1),
+    (r'Can only (?:create new object|build)\b.*?but got <class \'([^\']+)\'>', 1),
+    (r'call reduce for unrecognized function <(?:built-in )?function (\S+?)[ >]', 1),
+    (r'Unsupported class (\S+)', 1),
+)
+_BLOCKED = r'unsupported GLOBAL (\S+) whose module (\S+) is blocked'
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The unpickler's own complaint inside torch's wrapped message, without torch's advice:
+    the first line that is not about switching weights-only loading off ('' if none)."""
+    text = str(error)
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:', 1)[1]
+    for line in text.splitlines():
+        line = line.strip()
+        if (line and 'weights_only' not in line.lower()
+                and not line.startswith(('Weights only load failed', 'Check the documentation'))):
+            return line.rstrip('.')
+    return ''
+
+
+def _refused_object_message(filename: str, error: Exception) -> Optional[str]:
+    """The message for a file that holds an object weights-only loading does not allow, or
+    None if ``error`` is not such a refusal."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return None
+    reason = _unpickler_reason(error)
+    blocked = re.search(_BLOCKED, reason)
+    if blocked:
+        return (f'checkpoint {filename!r} asks for {blocked.group(1)}, from a module '
+                f'({blocked.group(2)}) that is never allowed while loading weights: it is not '
+                'a model checkpoint and may be malicious. It was not loaded and nothing in it '
+                'was run; do not use it, re-create it or get it again from its source.')
+    for pattern, group in _REFUSALS:
+        match = re.search(pattern, reason)
+        if match:
+            name = match.group(group)
+            return (f'checkpoint {filename!r} holds an object of a type that is not on the '
+                    f'weights-only allow-list ({name}), so it was not loaded (nothing in it '
+                    'was run). If it is a checkpoint you trust (e.g. from an older mmengine or '
+                    'another code base), allow-list that type before loading it: import it '
+                    f'and call torch.serialization.add_safe_globals([{name}]); or, in a '
+                    'script of your own, load it inside torch.serialization.safe_globals('
+                    f'[{name}]) and re-save only its weights: '
+                    "torch.save({'state_dict': ckpt['state_dict']}, 'clean.pth'). "
+                    'Do not load such a file from a source you do not trust.')
+    return None
 
 
 def _corrupt_message(filename: str, error: Exception) -> str:
-    size = osp.getsize(osp.expanduser(filename))
-    reason = (str(error).strip().splitlines() or ['no details'])[0]
-    return (f'checkpoint {filename!r} ({size} bytes) is truncated or corrupt and cannot '
-            f'be read ({type(error).__name__}: {reason}). '
+    """What is wrong with a file torch cannot read, judged from its first bytes and size."""
+    path = osp.expanduser(filename)
+    size = osp.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    reason = _unpickler_reason(error) if isinstance(error, pickle.UnpicklingError) else (
+        str(error).strip().splitlines() or [''])[0]
+    if 'weights_only' in reason.lower():
+        reason = ''
+    details = f' ({type(error).__name__}: {reason})' if reason else ''
+    if size == 0:
+        what = 'it is empty (never written, or writing it was cut off)'
+    elif head.startswith(b'PK\x03\x04') and not zipfile.is_zipfile(path):
+        what = ("it starts as torch.save's zip archive but the archive's end (its "
+                'directory) is missing, as when writing or copying it was cut off')
+    elif head.startswith(b'PK\x03\x04'):
+        what = f'it is a zip archive, but its contents cannot be read{details}'
+    elif head.startswith(b'\x80'):
+        what = ('it is a pickle that cannot be read: damaged, cut off, or not written by '
+                f'torch.save{details}')
+    else:
+        what = ("it is neither a zip archive (torch.save's format) nor a pickle (it starts "
+                f'with {head[:4]!r}): not a checkpoint, or overwritten')
+    return (f'checkpoint {filename!r} ({size} bytes) is truncated or corrupt: {what}. '
             'Re-create it, or resume from an earlier checkpoint in the same work dir.')
 
 

@@ -106,8 +106,8 @@ def backbone_stage_blocks(backbone: dict) -> tuple:
     if name == 'AttentionResNet':
         depth = backbone.get('depth')
         if depth not in AttentionResNet.arch_settings:
-            raise ValueError(f'AttentionResNet depth must be one of '
-                             f'{sorted(AttentionResNet.arch_settings)}, got {depth!r}')
+            raise KeyError(f'AttentionResNet depth must be one of '
+                           f'{sorted(AttentionResNet.arch_settings)}, got {depth!r}')
         return AttentionResNet.arch_settings[depth][1][:backbone.get('num_stages', 4)]
     block = backbone.get('block', 'basic')
     layers = CIFAR_BLOCKS[block][1] if block in CIFAR_BLOCKS else 2
@@ -175,9 +175,29 @@ def add_common_arguments(parser, cfg_example: str) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def resolve_config_arg(args) -> str:
+    """Point ``args.config`` at the config file to load, and return it.
+
+    A path that exists is kept. One that does not but names a shipped config (the flat
+    ``configs/faster_rcnn_r50_sase_1x_coco.py`` of the design card, a bare file name, a
+    config in another folder) becomes that config's path, printed as one line (by the
+    first process only under a launcher). Anything else raises ``FileNotFoundError`` whose
+    message lists the closest shipped config names; :func:`run_cli` prints it as one
+    ``error:`` line. See :func:`mmsase.resolve_config`.
+    """
+    from mmsase import resolve_config
+    resolved = resolve_config(args.config)
+    if resolved != args.config:
+        if os.environ.get('RANK', '0') == '0':
+            print(f'config: {args.config} -> {resolved}', flush=True)
+        args.config = resolved
+    return resolved
+
+
 def prepare_config(args) -> Config:
     """Load ``args.config`` and apply the shared flags, in the order mmdet's tools do."""
     set_local_rank_env(args.local_rank)
+    resolve_config_arg(args)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

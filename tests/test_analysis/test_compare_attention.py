@@ -1,10 +1,12 @@
 """tools/analysis/compare_attention.py: block parsing before anything runs, a tiny real
 comparison (2 blocks x 2 seeds x 1 epoch on a subset of the digits, 2 processes), its table,
 CSV/JSON/PNG against the result files, and a stopped comparison resumed without repeating
-the runs that had finished."""
+the runs that had finished; summarize() / verdict() and the tool on given per-seed numbers
+against the paired t interval written out."""
 import csv
 import importlib.util
 import json
+import math
 import os
 import os.path as osp
 
@@ -120,3 +122,149 @@ def test_the_demo_says_what_one_run_per_row_can_show(tmp_path, monkeypatch, caps
     assert out.index('top-1 (%)') < out.index('`make compare`')
     with open(osp.join(ROOT, 'Makefile')) as f:
         assert 'compare: $(STAMP)\n\t$(PYTHON) tools/analysis/compare_attention.py\n' in f.read()
+
+
+# --------------------------------------------------------------------------------------------
+# summarize() / verdict() on given per-seed numbers, against the paired t interval by hand.
+# --------------------------------------------------------------------------------------------
+#: Student's t quantiles at 3 degrees of freedom (4 seeds), and the normal's 0.975 quantile.
+T_QUANTILE_3 = {0.90: 2.353363434801823, 0.95: 3.182446305284263, 0.99: 5.840909309733349}
+Z_975 = 1.959963984540054
+SEEDS = [3, 0, 7, 1]  # not sorted: the pairing is by seed, not by position
+PLAIN = {3: 70.0, 0: 72.0, 7: 69.0, 1: 71.5}
+DIFFS = {  # per-seed difference to plain of each row
+    'better': {3: 1.0, 0: 1.4, 7: 0.8, 1: 1.2},
+    'worse': {3: -0.6, 0: -0.9, 7: -0.5, 1: -0.8},
+    'undecided': {3: 1.0, 0: -0.8, 7: 0.5, 1: -0.3},
+    # mean / standard error = 3.10: above t_{0.95,3} and z_{0.975}, below t_{0.975,3}
+    'edge': {3: 0.2, 0: 1.0, 7: 0.6, 1: 1.4},
+}
+
+
+def value(label, seed):
+    return PLAIN[seed] + (DIFFS[label][seed] if label != 'plain' else 0.0)
+
+
+def results_in_shuffled_order():
+    keys = [(label, seed) for seed in (1, 7, 0, 3) for label in ('edge', 'plain', 'worse',
+                                                                   'better', 'undecided')]
+    return {key: dict(metrics={'accuracy/top1': value(*key)}, params=10 + len(key[0]),
+                      gflops=0.5) for key in keys}
+
+
+def t_interval(values, level):
+    """(mean, half width, sample std) of Student's t interval, written out."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean)**2 for v in values) / (n - 1))
+    return mean, T_QUANTILE_3[level] * std / math.sqrt(n), std
+
+
+def expected_reading(label, level):
+    mean, half, _ = t_interval([value(label, s) - PLAIN[s] for s in SEEDS], level)
+    if mean - half > 0:
+        return 'better'
+    return 'worse' if mean + half < 0 else 'undecided (interval holds 0)'
+
+
+def test_t_quantiles_of_the_test():
+    stats = pytest.importorskip('scipy.stats')
+    for level, t in T_QUANTILE_3.items():
+        assert stats.t.ppf((1 + level) / 2, 3) == pytest.approx(t, rel=1e-9)
+    assert stats.norm.ppf(0.975) == pytest.approx(Z_975, rel=1e-9)
+
+
+@pytest.mark.parametrize('level', [0.90, 0.95, 0.99])
+def test_summarize_pairs_by_seed_with_the_t_interval(compare, level):
+    labels = ['plain', 'better', 'worse', 'undecided', 'edge']
+    rows = compare.summarize(labels, SEEDS, results_in_shuffled_order(), level=level)
+    assert [r['block'] for r in rows] == labels
+    for row in rows:
+        label = row['block']
+        values = [value(label, s) for s in SEEDS]
+        mean, half, std = t_interval(values, level)
+        assert (row['n'], row['mean'], row['ci'], row['std']) == pytest.approx(
+            (4, mean, half, std), rel=1e-9)
+        assert (row['low'], row['high']) == pytest.approx((mean - half, mean + half))
+        assert row['per_seed'] == {str(s): value(label, s) for s in SEEDS}
+        assert row['params'] == 10 + len(label)
+        if label == 'plain':
+            assert 'diff_mean' not in row and 'reading' not in row
+            continue
+        diffs = [value(label, s) - PLAIN[s] for s in SEEDS]  # row − plain: > 0 is better
+        mean, half, _ = t_interval(diffs, level)
+        assert (row['diff_mean'], row['diff_ci']) == pytest.approx((mean, half), rel=1e-9)
+        assert (row['diff_low'], row['diff_high']) == pytest.approx((mean - half, mean + half))
+        assert row['reading'] == expected_reading(label, level)
+    readings = {r['block']: r.get('reading') for r in rows}
+    assert readings['better'] == 'better' and readings['worse'] == 'worse'
+    assert readings['undecided'] == 'undecided (interval holds 0)'
+    # the level decides the edge row: 90 % excludes 0, 95 % and 99 % hold it
+    assert readings['edge'] == ('better' if level == 0.90 else 'undecided (interval holds 0)')
+
+
+def test_the_numbers_separate_paired_from_unpaired_and_t_from_z():
+    """Why the numbers above pin the method: unpaired intervals, or pairing by position
+    after a reorder, or the normal quantile would read some rows otherwise."""
+    better = [value('better', s) for s in SEEDS]
+    plain = [PLAIN[s] for s in SEEDS]
+    _, half_better, _ = t_interval(better, 0.95)
+    _, half_plain, _ = t_interval(plain, 0.95)
+    # the two separate intervals overlap, so an unpaired reading would not say "better"
+    assert sum(better) / 4 - half_better < sum(plain) / 4 + half_plain
+    # paired with another seed's plain value the differences no longer exclude 0
+    shifted = [b - p for b, p in zip(better, plain[1:] + plain[:1])]
+    mean, half, _ = t_interval(shifted, 0.95)
+    assert mean - half < 0 < mean + half
+    # the edge row: a z interval (1.96) would say better, the t interval (3.18) does not
+    diffs = list(DIFFS['edge'].values())
+    mean, half, std = t_interval(diffs, 0.95)
+    assert mean - Z_975 * std / 2 > 0 > mean - half
+
+
+def test_verdict_on_given_intervals(compare):
+    from mmsase.analysis.stats import Interval
+    assert compare.verdict(Interval(0.5, 0.4, 4, 0.3)) == 'better'
+    assert compare.verdict(Interval(-0.5, 0.4, 4, 0.3)) == 'worse'
+    assert compare.verdict(Interval(0.5, 0.6, 4, 0.3)) == 'undecided (interval holds 0)'
+    assert compare.verdict(Interval(-0.5, 0.6, 4, 0.3)) == 'undecided (interval holds 0)'
+    assert compare.verdict(Interval(0.5, math.nan, 1, math.nan)) == 'no interval (1 seed)'
+
+
+@pytest.mark.parametrize('level', [None, '0.9'])
+def test_main_reads_the_runs_at_the_level_asked(compare, tmp_path, monkeypatch, capsys, level):
+    """The tool end to end on given results (the runs replaced by the numbers above): the
+    table, the JSON and the CSV carry the paired t intervals at ``--level``."""
+    table = results_in_shuffled_order()
+    names = {'plain': 'plain', 'better': 'se', 'worse': 'cbam', 'undecided': 'eca',
+             'edge': 'srm'}
+
+    def run_all(specs, jobs=1, threads=None, echo=print):
+        assert [s.seed for s in specs] == SEEDS * 5
+        return [table[spec.label, spec.seed] for spec in specs]
+
+    monkeypatch.setattr(compare, 'run_all', run_all)
+    work_dir = tmp_path / 'compare'
+    argv = ['--blocks', *(f'{label}={block}' if label != 'plain' else 'plain'
+                          for label, block in names.items()),
+            '--seeds', *map(str, SEEDS), '--work-dir', str(work_dir)]
+    rows = compare.main(argv + (['--level', level] if level else []))
+    level = float(level or 0.95)
+    out = capsys.readouterr().out
+    assert f'{level * 100:g} % CI' in out
+    readings = {r['block']: r.get('reading') for r in rows}
+    for label in DIFFS:
+        assert readings[label] == expected_reading(label, level)
+        diffs = [value(label, s) - PLAIN[s] for s in SEEDS]
+        mean, half, _ = t_interval(diffs, level)
+        assert f'{mean:+.2f} ± {half:.2f}' in out
+    saved = json.loads((work_dir / 'comparison.json').read_text())
+    assert saved['level'] == level and saved['seeds'] == SEEDS
+    assert [r['reading'] for r in saved['rows'][1:]] == [readings[k] for k in DIFFS]
+    with open(work_dir / 'comparison.csv') as f:
+        csv_rows = list(csv.DictReader(f))
+    edge = csv_rows[-1]
+    assert edge['block'] == 'edge'
+    assert [float(edge[f'seed_{s}']) for s in SEEDS] == [value('edge', s) for s in SEEDS]
+    assert float(edge['diff_ci']) == pytest.approx(
+        t_interval(list(DIFFS['edge'].values()), level)[1])

@@ -1,5 +1,7 @@
-"""EAN's controller search run: outputs, exact resume, accuracy cache, and the tool end to end
-on a tiny CIFAR ResNet supernet with a shared SE module on the digits."""
+"""EAN's controller search run: outputs, exact resume, accuracy cache, the authors' defaults, the
+tool end to end on a tiny CIFAR ResNet supernet with a shared SE module on the digits, held-out
+top-1 against a count written here, and the held-out part of every shipped supernet config
+disjoint from its training part."""
 import importlib.util
 import json
 import os.path as osp
@@ -154,3 +156,157 @@ def load_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_defaults_are_the_authors_values(tmp_path):
+    """EAN_search.py: 300 steps of 3 codes, the MLP controller on a zero input with T = 5,
+    Adam lr 5e-2, EMA 0.95, R = top-1 + 2·unplugged − 54, RND and replay from step 10 over 30
+    steps; what an ``ean_search`` dict without these keys runs with."""
+    from mmsase.engine.ean_search import SEARCH_DEFAULTS
+    assert SEARCH_DEFAULTS == dict(
+        steps=300, codes_per_step=3, temperature=5.0, controller_mlp=(20, 50), lr=5e-2,
+        optimizer='Adam', baseline_decay=0.95, reward_lambda=2.0, reward_offset=54.0,
+        rnd=True, replay=True, replay_start=10, replay_buffer=30, seed=0, plot_interval=10)
+    run = EANSearchRun(str(tmp_path), ToyAccuracy(), (3, 4, 6, 3), log=lambda line: None)
+    search = run.search
+    assert search.controller.num_blocks == 16 and search.controller.temperature == 5.0
+    assert search.controller.mlp_sizes == (20, 50)
+    assert [tuple(p.shape) for p in search.controller.parameters()] == [
+        (50, 20), (50, ), (32, 50), (32, )]
+    assert type(search.optimizer) is torch.optim.Adam
+    assert search.optimizer.defaults['lr'] == 5e-2
+    assert search.rnd is not None and search.rnd_optimizer.defaults['lr'] == 5e-2
+    assert search.codes_per_step == 3 and search.baseline_decay == 0.95
+    assert search.replay_start == 10 and search.buffer.max_size == 30
+    assert run.settings['steps'] == 300
+    code = ConnectionCode.parse((4, 11, 19, 3), (3, 4, 6, 3))  # 9 of 16 plugged
+    assert code_reward(75.0, code, run.settings['reward_lambda'],
+                       run.settings['reward_offset']) == pytest.approx(75.0 + 2 * 7 / 16 - 54)
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out accuracy on a given supernet, against a count written here.
+# --------------------------------------------------------------------------------------------
+def build_scope_dataset(cfg):
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return DATASETS.build(cfg)
+
+
+def independent_top1(model, images, labels, mean, std):
+    """Backbone → GAP → the head's FC on all images at once, normalised by the config's
+    mean / std; the percentage of argmax == label."""
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (mean, std))
+    x = (images.float() - mean) / std
+    with torch.no_grad():
+        features = model.backbone(x)[-1].mean((2, 3))
+        logits = features @ model.head.fc.weight.t() + model.head.fc.bias
+    return 100.0 * int((logits.argmax(1) == labels).sum()) / len(labels)
+
+
+def all_codes(stage_blocks):
+    import itertools
+    bits = list(itertools.product((0, 1), repeat=sum(stage_blocks)))
+    return [ConnectionCode.parse(''.join(map(str, b)), stage_blocks) for b in bits]
+
+
+def test_heldout_top1_and_the_tool_against_an_independent_count(tmp_path, monkeypatch,
+                                                                capsys):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+
+    from mmsase.engine.ean_search import heldout_top1
+    config = supernet_config(tmp_path / 'supernet.py')
+    cfg = Config.fromfile(config)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    model.eval()
+    with torch.no_grad():  # BN running statistics of their own, so eval mode matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    checkpoint = str(tmp_path / 'supernet.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+
+    dataset = build_scope_dataset(cfg.ean_search.heldout_dataloader.dataset)
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([item['inputs'] for item in items])
+    labels = torch.cat([item['data_samples'].gt_label for item in items])
+    assert 150 < len(labels) < 250  # an eighth of the 1437 training digits
+    mean, std = cfg.data_preprocessor.mean, cfg.data_preprocessor.std
+    backbone = model.backbone
+    expected = {}
+    for code in all_codes(backbone.stage_blocks):
+        backbone.set_connection_code(code)
+        expected[code.to_string()] = independent_top1(model, images, labels, mean, std)
+    assert len(set(expected.values())) > 2  # the code changes the supernet's accuracy
+
+    # batches of 50 (the last one smaller): a count over images, not a mean over batches
+    loader_cfg = dict(cfg.ean_search.heldout_dataloader, batch_size=50)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        loader = Runner.build_dataloader(loader_cfg, seed=0)
+    assert len(labels) % 50 != 0
+    for code in all_codes(backbone.stage_blocks):
+        backbone.set_connection_code(code)
+        assert heldout_top1(model, loader) == pytest.approx(expected[code.to_string()])
+    assert not model.training
+
+    # the tool: the supernet from the checkpoint, in eval mode, each code's accuracy
+    tool = load_tool()
+    monkeypatch.setattr(sys, 'argv', ['ean_search.py', config, checkpoint, '--work-dir',
+                                      str(tmp_path / 'search'), '--steps', '2'])
+    tool.main()
+    capsys.readouterr()
+    history = json.loads((tmp_path / 'search' / 'search_log.json').read_text())
+    scored = [(c, a) for e in history for c, a in zip(e['codes'], e['accuracies'])]
+    assert len(scored) == 6
+    assert len({expected[code] for code, _ in scored}) > 1  # a tool that ignored the code fails
+    for code, accuracy in scored:
+        assert accuracy == pytest.approx(expected[code]), code
+
+
+@pytest.mark.parametrize('config', ['configs/demo/ean_supernet_resnet20_se_digits.py',
+                                    'configs/ean/resnet164_ean_se_supernet_cifar10.py',
+                                    'configs/ean/resnet50_ean_sge_supernet_in1k.py'])
+def test_heldout_part_is_disjoint_from_the_supernets_training_part(config, request):
+    """The supernet trains on the training set less the held-out part the search scores on
+    (the authors: ImageNet train minus the first 100 images of each class); together they
+    are the whole training set, and the held-out images are not augmented."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    train, heldout = cfg.train_dataloader.dataset, cfg.ean_search.heldout_dataloader.dataset
+    parts = list(train.datasets) if train.type == 'ConcatDataset' else [train]
+    wrapped = [p.dataset for p in parts] + [heldout.dataset]
+    if 'cifar10' in config:  # the generated sets of tests/conftest.py in place of the real
+        for d in wrapped:
+            d.update(data_root=request.getfixturevalue('cifar10_root'), verify_md5=False)
+    elif 'in1k' in config:
+        root = request.getfixturevalue('imagenet_root')  # 4 images per class: split 1 / 3
+        for d in wrapped:
+            d.update(data_root=root, classes=osp.join(root, 'meta', 'classes.txt'))
+        for split in parts + [heldout]:
+            assert split.num_per_class == 100
+            split.num_per_class = 1
+    # the same images under every part: only the pipelines differ
+    source = {k: v for k, v in wrapped[-1].items() if k != 'pipeline'}
+    assert all({k: v for k, v in d.items() if k != 'pipeline'} == source for d in wrapped)
+    assert not any('Random' in t['type'] for t in heldout.dataset.pipeline)
+
+    held = build_scope_dataset(heldout)
+    held.full_init()
+    trained = []
+    for part in parts:
+        built = build_scope_dataset(part)
+        built.full_init()
+        trained += built.indices.tolist()
+    held = held.indices.tolist()
+    assert len(held) > 0 and len(trained) > 0
+    assert not set(held) & set(trained)
+    assert len(set(trained)) == len(trained)
+    full = build_scope_dataset(source)
+    assert sorted(held + trained) == list(range(len(full)))

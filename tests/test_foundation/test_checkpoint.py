@@ -51,27 +51,81 @@ class Arbitrary:
     pass
 
 
-def test_arbitrary_objects_are_refused(tmp_path):
+def assert_no_unsafe_advice(message):
+    """The message is one line and never nudges towards switching weights-only loading off
+    (torch's own text says so: "Re-running `torch.load` with `weights_only` set to `False`")."""
+    assert '\n' not in message
+    assert 'weights_only=False' not in message
+    assert 'weights_only' not in message  # neither `weights_only` set to `False`
+    assert 'arbitrary code' not in message
+
+
+@pytest.mark.parametrize('zip_format', [True, False], ids=['zip', 'legacy'])
+def test_arbitrary_objects_are_refused(tmp_path, zip_format):
     path = tmp_path / 'evil.pth'
-    torch.save({'obj': Arbitrary()}, path)
-    with pytest.raises(CheckpointError, match='weights-only'):
+    torch.save({'obj': Arbitrary()}, path, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(CheckpointError, match='weights-only') as info:
+        load_checkpoint_file(str(path))
+    message = str(info.value)
+    assert_no_unsafe_advice(message)
+    name = f'{Arbitrary.__module__}.Arbitrary'  # the type is named, with the fix for it
+    assert str(path) in message and f'not on the weights-only allow-list ({name})' in message
+    assert f'torch.serialization.add_safe_globals([{name}])' in message
+    assert 'truncated or corrupt' not in message  # the file itself is intact
+
+
+def test_refused_type_loads_once_allow_listed_as_the_message_says(tmp_path):
+    """The advice works: inside ``torch.serialization.safe_globals`` the same file loads,
+    weights-only loading still on; outside it, it is refused again."""
+    path = tmp_path / 'trusted.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'obj': Arbitrary()}, path)
+    with torch.serialization.safe_globals([Arbitrary]):
+        ckpt = load_checkpoint_file(str(path))
+    assert isinstance(ckpt['obj'], Arbitrary) and torch.equal(ckpt['state_dict']['w'],
+                                                              torch.ones(2))
+    with pytest.raises(CheckpointError, match='allow-list'):
         load_checkpoint_file(str(path))
 
 
-@pytest.mark.parametrize('damage', ['truncate', 'garbage', 'garbage-2', 'empty'])
+def test_blocked_module_is_called_out(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'obj': os.system}, path)  # pickled as posix.system (nt.system on Windows)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_file(str(path))
+    message = str(info.value)
+    assert_no_unsafe_advice(message)
+    assert str(path) in message and f'{os.name}.system' in message
+    assert 'never allowed' in message and 'add_safe_globals' not in message
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'garbage', 'garbage-2', 'empty', 'pickle'])
 def test_damaged_checkpoint_gives_clear_error(tmp_path, damage):
+    import pickle
     path = tmp_path / 'epoch_1.pth'
     torch.save(_mmengine_like_checkpoint(), path)
     data = path.read_bytes()
     rng = random.Random(damage)
+    garbage = bytes(rng.randrange(256) for _ in range(256))
+    while garbage[:1] == b'\x80' or garbage[:2] == b'PK':  # neither pickle nor zip
+        garbage = garbage[1:]
     path.write_bytes({'truncate': data[:len(data) // 2],
-                      'garbage': bytes(rng.randrange(256) for _ in range(256)),
+                      'garbage': garbage,
                       'garbage-2': b'\x80\x02' + bytes(rng.randrange(256) for _ in range(64)),
-                      'empty': b''}[damage])
+                      'empty': b'',
+                      'pickle': pickle.dumps({'w': [1.0, 2.0]}, protocol=2)}[damage])
     with pytest.raises(CheckpointError) as info:
         load_checkpoint_file(str(path))
     message = str(info.value)
     assert 'epoch_1.pth' in message and ('truncated or corrupt' in message)
+    assert f'({path.stat().st_size} bytes)' in message
+    assert_no_unsafe_advice(message)
+    assert 'allow-list' not in message  # nothing to allow: the file is damaged
+    # what is wrong with this file
+    assert {'truncate': "starts as torch.save's zip archive but the archive's end",
+            'garbage': "neither a zip archive (torch.save's format) nor a pickle",
+            'garbage-2': 'a pickle that cannot be read',
+            'empty': 'it is empty',
+            'pickle': 'not written by torch.save'}[damage] in message
 
 
 def test_missing_checkpoint_names_file(tmp_path):

@@ -53,6 +53,38 @@ def gct_total(depth: int) -> int:
     return total
 
 
+def conv(c_in: int, c_out: int, kernel=(1, 1), groups: int = 1, bias: bool = True) -> int:
+    """Parameters of a Conv2d / Linear: weight ``c_out × c_in/groups × kh × kw`` (+ bias)."""
+    return c_out * (c_in // groups) * kernel[0] * kernel[1] + (c_out if bias else 0)
+
+
+def bn(c: int) -> int:
+    return 2 * c  # weight and bias (the running statistics are buffers)
+
+
+def gsop_block(c: int, d: int = 128) -> int:
+    """GSoP-Net1's channel block (BASELINES_CODE.md §5), layer by layer: conv_for_DR (1×1
+    C→d, bias), its BN, row_bn over the d rows of the covariance, row_conv_group
+    (Conv2d(d, 4d, (d, 1), groups=d, bias)), fc_adapt_channels (1×1 4d→C, bias)."""
+    return (conv(c, d) + bn(d) + bn(d) + conv(d, 4 * d, kernel=(d, 1), groups=d)
+            + conv(4 * d, c))
+
+
+def sase_block(c: int) -> int:
+    """The paper's genotype (SASE.md §3: cs=gap_gmp, ce1=fc, ce2=affine, ss1=gap, ss2=l4,
+    se=conv_3x3x2) edge by edge (§2), plus the fixed fusion of the spatial branch (§1)."""
+    fusion = conv(2, 1) + bn(1)  # δ(BN(Conv_{2→1, k=1}(·))), the conv with bias
+    edges = {
+        'cs': fusion,  # gap_gmp: the two statistics fused by the 5-parameter block
+        'ce1': conv(c, c // 16, bias=False) + conv(c // 16, c, bias=False),  # fc, no bias
+        'ce2': 2 * c,  # affine: w ⊙ z + b
+        'ss1': 0,  # gap over C
+        'ss2': 0,  # l4 over C
+        'se': 2 * conv(1, 1, kernel=(3, 3)),  # two 3×3 convs 1→1 with bias
+    }
+    return sum(edges.values()) + fusion
+
+
 def eca_total(depth: int, kernels) -> int:
     return sum(k * n for k, n in zip(kernels, STAGE_BLOCKS[depth]))
 
@@ -63,7 +95,7 @@ EXTRA = {
     'cbam': lambda d: per_block_total(d, lambda c, m, s: 2 * c * (c // 16) + c // 16 + c + 100),
     'eca': lambda d: eca_total(d, (3, 5, 5, 7) if d == 50 else (3, 3, 5, 7)),
     'srm': lambda d: per_block_total(d, lambda c, m, s: 4 * c),
-    'gsop': lambda d: sum(641 * c + 66_688 for c in WIDTHS),  # one per stage
+    'gsop': lambda d: sum(gsop_block(c) for c in WIDTHS),  # one per stage (its last block)
     'gct': gct_total,
     'mca': lambda d: per_block_total(d, lambda c, m, s: 7),
     'mca_skew': lambda d: per_block_total(d, lambda c, m, s: 7),
@@ -71,6 +103,7 @@ EXTRA = {
     'sge': lambda d: per_block_total(d, lambda c, m, s: 2 * 64),
     # +2C per replaced BN: the stem BN and bn1-bn3 of every block
     'iebn': lambda d: 2 * 64 + per_block_total(d, lambda c, m, s: 2 * (2 * m + c)),
+    'sase': lambda d: per_block_total(d, lambda c, m, s: sase_block(c)),
 }
 
 # The authors' published totals (BASELINES_CODE.md), ImageNet, 1000 classes.
@@ -92,6 +125,7 @@ PAPER_MILLIONS = {
     ('mca', 50): 25.56, ('eanorm', 50): 25.56,
     ('srm', 101): 44.55, ('gsop', 101): 48.90, ('eca', 101): 44.55, ('gct', 101): 44.55,
     ('mca', 101): 44.68, ('eanorm', 101): 44.55,
+    ('sase', 50): 28.10, ('sase', 101): 49.36,
 }
 PAPER_MISMATCHES = {('srm', 50), ('gsop', 50), ('gct', 50), ('srm', 101), ('gsop', 101),
                     ('gct', 101), ('mca', 101), ('eanorm', 101)}
@@ -128,23 +162,16 @@ def test_zoo_classifier_params(block, depth):
         assert matches == ((block, depth) not in PAPER_MISMATCHES), count
 
 
-@pytest.mark.parametrize('config_name, millions', [
-    ('sase/resnet50_sase_in1k.py', 28.10),
-    ('sase/resnet101_sase_in1k.py', 49.36),
-])
-def test_sase_classifier_params(config_name, millions):
-    count = num_params(build(config_name))
-    assert round(count / 1e6, 2) == millions, count
-
-
-def test_sase_adds_exactly_its_blocks_to_resnet50():
-    """R50+SASE - R50 = Σ over the 16 bottlenecks of C²/8 + 2C + K (spec §3)."""
-    from mmsase.models.plugins import SASE
-    sase = num_params(build('sase/resnet50_sase_in1k.py'))
-    widths = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
-    assert sase - RESNET50 == sum(num_params(SASE(c)) for c in widths)
-    assert sum(c * c // 8 + 2 * c for c in widths) == 2_545_152
-    assert 0 < sase - RESNET50 - 2_545_152 < 16 * 64  # only O(1) extras per block
+def test_sase_arithmetic_and_the_paper_genotype():
+    """The per-block sum above is the paper genotype's (the configs build it with
+    ``genotype=None``), and an r = 16 FC without bias plus a 2C affine and 30 fixed parameters
+    (SASE.md §3: "28,102,184 + small")."""
+    from mmsase.models.sase.genotype import PAPER_GENOTYPE
+    assert dict(PAPER_GENOTYPE) == dict(cs='gap_gmp', ce1='fc', ce2='affine', ss1='gap',
+                                        ss2='l4', se='conv_3x3x2')
+    for c in WIDTHS:
+        assert sase_block(c) == c * c // 8 + 2 * c + 30
+    assert RESNET50 + EXTRA['sase'](50) - 16 * 30 == 28_102_184
 
 
 # The SASE paper's printed detector Params (M): Faster R-CNN and Mask R-CNN, R50 and R101.
@@ -192,7 +219,7 @@ def test_plain_detectors_match_the_paper(plain_detectors):
         assert round(count / 1e6, 1) == PAPER_DETECTORS['resnet'][index], count
 
 
-@pytest.mark.parametrize('block', sorted(EXTRA) + ['sase'])
+@pytest.mark.parametrize('block', sorted(EXTRA))
 def test_detector_params(block, plain_detectors):
     """A detector of a row has the classifier's backbone, so its count is the plain
     detector's plus the block's (tests/test_detection/test_zoo_handoff.py checks that the

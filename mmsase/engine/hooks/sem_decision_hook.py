@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from mmengine.dist import all_reduce, is_main_process
+from mmengine.dist import all_gather, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -34,11 +34,13 @@ def sem_blocks(model: nn.Module) -> List[Tuple[str, SEM]]:
 
 
 class SEMDecisionRecorder:
-    """Sums the decision vectors ``w`` ``(B, 3)`` of every SEM block of ``model`` while
-    recording (between :meth:`start` and :meth:`stop`, or inside ``with``).
+    """Keeps the decision vectors ``w`` ``(B, 3)`` of every SEM block of ``model``, one row per
+    image, while recording (between :meth:`start` and :meth:`stop`, or inside ``with``).
 
-    :meth:`means` gives ``{block name: [mean w_FC, mean w_ECA, mean w_IE]}`` over every image
-    seen (summed over the processes when distributed).
+    :meth:`means` gives ``{block name: [mean w_FC, mean w_ECA, mean w_IE]}`` over the images
+    seen by every process. With several processes, pass it the size of the data set: a
+    sampler that pads the data set to a multiple of the number of processes (mmengine's
+    ``DefaultSampler``) gives some images to two processes, and only one of their rows is kept.
     """
 
     def __init__(self, model: nn.Module):
@@ -46,24 +48,19 @@ class SEMDecisionRecorder:
         if not self.blocks:
             raise ValueError('the model has no SEM block (mmsase.SEM) whose decision could be '
                              'recorded')
-        self.sums = self.counts = None
+        self.rows = None
         self.handles = []
 
     def start(self) -> 'SEMDecisionRecorder':
-        device = next(self.blocks[0][1].parameters()).device
-        self.sums = torch.zeros(len(self.blocks), len(SEM_OPERATORS), dtype=torch.float64,
-                                device=device)
-        self.counts = torch.zeros(len(self.blocks), dtype=torch.float64, device=device)
         self.stop()
+        self.rows = [[] for _ in self.blocks]
         self.handles = [block.decision.register_forward_hook(self._hook(index))
                         for index, (_, block) in enumerate(self.blocks)]
         return self
 
     def _hook(self, index: int):
         def hook(module, args, output):
-            w = output.detach()
-            self.sums[index] += w.to(self.sums).sum(0)
-            self.counts[index] += w.shape[0]
+            self.rows[index].append(output.detach().to(torch.float64))
         return hook
 
     def stop(self) -> None:
@@ -77,15 +74,67 @@ class SEMDecisionRecorder:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def means(self) -> Tuple[Dict[str, List[float]], int]:
-        """``({block name: [FC, ECA, IE] means}, number of images)``."""
-        sums, counts = self.sums.clone(), self.counts.clone()
-        all_reduce(sums, op='sum')
-        all_reduce(counts, op='sum')
-        if not counts.min() > 0:
+    def _local_rows(self) -> List[torch.Tensor]:
+        device = next(self.blocks[0][1].parameters()).device
+        return [torch.cat(rows) if rows else
+                torch.zeros(0, len(SEM_OPERATORS), dtype=torch.float64, device=device)
+                for rows in self.rows]
+
+    def decisions(self, dataset_size: Optional[int] = None) -> List[torch.Tensor]:
+        """Every block's rows ``(N, 3)`` of ``w``, one per image, over all processes.
+
+        The rows of the processes are put in the order of mmengine's ``collect_results``
+        (image ``i`` of rank 0, of rank 1, ..., then image ``i + 1`` of each), which is the
+        data set's order (or its shuffled order) as ``DefaultSampler`` deals it out; then only
+        the first ``dataset_size`` rows are kept, dropping the images the sampler repeated at
+        the end to give every rank as many (``None``: keep them all).
+        """
+        if self.rows is None:
+            raise RuntimeError('the recorder was never started')
+        local = self._local_rows()
+        if get_world_size() > 1:
+            local = _gather_interleaved(local)
+        if dataset_size is not None:
+            local = [rows[:dataset_size] for rows in local]
+        return local
+
+    def means(self, dataset_size: Optional[int] = None
+              ) -> Tuple[Dict[str, List[float]], int]:
+        """``({block name: [FC, ECA, IE] means}, number of images)``, over every process's
+        images; ``dataset_size``: see :meth:`decisions`."""
+        rows = self.decisions(dataset_size)
+        if not min(len(r) for r in rows) > 0:
             raise RuntimeError('no image passed through the SEM blocks while recording')
-        means = (sums / counts[:, None]).cpu().tolist()
-        return {name: row for (name, _), row in zip(self.blocks, means)}, int(counts[0])
+        means = [r.mean(0).cpu().tolist() for r in rows]
+        return {name: row for (name, _), row in zip(self.blocks, means)}, len(rows[0])
+
+
+def _gather_interleaved(local: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Each block's rows from every process, interleaved as ``collect_results`` orders them:
+    row ``i`` of rank 0, of rank 1, ..., then row ``i + 1``; a rank with fewer rows (a sampler
+    that does not pad) is skipped in the last round. Two collectives for all the blocks."""
+    lengths = torch.tensor([len(rows) for rows in local], dtype=torch.long,
+                           device=local[0].device)
+    all_lengths = torch.stack(all_gather(lengths)).cpu()  # (world, blocks)
+    totals = all_lengths.sum(1)
+    if int(totals.max()) == 0:  # no process saw an image (the same answer on every rank)
+        return local
+    flat = torch.cat(local)
+    padded = flat.new_zeros(int(totals.max()), flat.shape[1])
+    padded[:len(flat)] = flat
+    per_rank = [gathered[:int(total)].split(counts.tolist())
+                for gathered, total, counts in zip(all_gather(padded), totals, all_lengths)]
+    result = []
+    for block in range(len(local)):
+        parts = [rank_rows[block] for rank_rows in per_rank]
+        longest = max(len(part) for part in parts)
+        stacked = torch.stack([torch.cat([part, part.new_zeros(longest - len(part),
+                                                                part.shape[1])])
+                               for part in parts], dim=1)  # (longest, world, 3)
+        present = (torch.arange(longest)[:, None] < all_lengths[:, block][None, :])
+        result.append(stacked.reshape(-1, stacked.shape[-1])[
+            present.reshape(-1).to(stacked.device)])
+    return result
 
 
 def plot_sem_decisions(layers: Dict[str, List[float]], title: str = '') -> bytes:
@@ -149,7 +198,9 @@ class SEMDecisionHook(Hook):
 
     (``epoch`` and ``iter`` are the training progress, ``null`` outside training) and
     ``<work_dir>/sem_decisions.png``, its heat map. It only listens during those epochs: no
-    extra forward pass. ::
+    extra forward pass. With several processes every image of the data set counts once:
+    the images that mmengine's ``DefaultSampler`` repeats so that every rank gets as many are
+    dropped, as mmengine's evaluator drops them (``num_images`` is the data set's size). ::
 
         custom_hooks = [dict(type='mmsase.SEMDecisionHook')]
 
@@ -189,9 +240,20 @@ class SEMDecisionHook(Hook):
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._write(runner, 'test')
 
+    @staticmethod
+    def _dataset_size(runner, split: str) -> Optional[int]:
+        """The size of the loop's data set, so that the images a distributed sampler repeats
+        to even out the ranks count once (as mmengine's evaluator drops them); None if the
+        loop has no sized data set (then every image seen counts)."""
+        try:
+            loader = runner.val_dataloader if split == 'val' else runner.test_dataloader
+            return len(loader.dataset)
+        except (AttributeError, TypeError, RuntimeError):
+            return None
+
     def _write(self, runner, split: str) -> None:
         self.recorder.stop()
-        layers, num_images = self.recorder.means()
+        layers, num_images = self.recorder.means(self._dataset_size(runner, split))
         record = dict(operators=list(SEM_OPERATORS), split=split,
                       epoch=runner.epoch if self.training else None,
                       iter=runner.iter if self.training else None, num_images=num_images,

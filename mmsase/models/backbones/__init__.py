@@ -1,5 +1,6 @@
 from .cifar_resnet import CifarBasicBlock, CifarBottleneck, CifarResNet
-from .resnet import AttentionBottleneck, AttentionResNet
+from .resnet import AttentionResNet
+from .resnet_blocks import AttentionBasicBlock, AttentionBottleneck
 
-__all__ = ['AttentionResNet', 'AttentionBottleneck', 'CifarResNet', 'CifarBasicBlock',
-           'CifarBottleneck']
+__all__ = ['AttentionResNet', 'AttentionBasicBlock', 'AttentionBottleneck', 'CifarResNet',
+           'CifarBasicBlock', 'CifarBottleneck']
