@@ -192,6 +192,8 @@ ZERO_START = {
     'iebn/resnet50_iebn_in1k.py': 'bn', 'sase/resnet50_sase_in1k.py': '.sase.',
     'ean/resnet50_ean_sge_in1k.py': 'shared_attention', 'ean/resnet50_ean_se_in1k.py':
     'shared_attention', 'ean/resnet50_ean_sge_supernet_in1k.py': 'shared_attention',
+    'ean/resnet50_ean_dia_in1k.py': 'shared_attention',
+    'ean/resnet50_ean_dia_supernet_in1k.py': 'shared_attention',
 }
 
 

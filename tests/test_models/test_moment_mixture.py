@@ -8,8 +8,9 @@ import torch.nn as nn
 
 from mmsase.models.sase.supernet import MixedOp
 from mmsase.models.search_space import moment_mixture as mm
-from mmsase.models.search_space.common import (FeatureStats, GAPStdSqueeze, squeeze_mixture,
-                                               weighted_sum)
+from mmsase.models.search_space.mixture import squeeze_mixture, weighted_sum
+from mmsase.models.search_space.squeeze import GAPStdSqueeze
+from mmsase.models.search_space.statistics import FeatureStats
 
 
 @pytest.fixture(scope='module', autouse=True)

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from mmsase.models.search_space import (EDGE_OP_SET, EDGES, OP_SETS, FeatureStats,
                                         UnknownNameError, build_op, op_set)
-from mmsase.models.search_space.common import (CentralMoments, ChannelFourthPowerMean,
-                                               FourthPowerMean)
+from mmsase.models.search_space.moment_functions import (CentralMoments, ChannelFourthPowerMean,
+                                                         FourthPowerMean)
 
 from .helpers import bn_eval, randomize_, single_thread  # noqa: F401 (autouse fixture)
 

@@ -173,7 +173,7 @@ def test_a_pass_is_freed_without_the_garbage_collector(block):
     ``AxisMoments`` once kept each search iteration's activations alive.)"""
     import gc
 
-    from mmsase.models.search_space.common import AxisMoments
+    from mmsase.models.search_space.statistics import AxisMoments
     net = (SASESupernet(C) if block == 'supernet' else SASE(C, genotype=PAPER_GENOTYPE))
     x = torch.randn(2, C, 5, 6, requires_grad=True)
 

@@ -12,7 +12,7 @@ from mmsase.models.search_space import EDGES
 from mmsase.models.search_space import conv_stacks as cs
 from mmsase.models.search_space import moment_mixture as mm
 from mmsase.models.search_space import power_sums as ps
-from mmsase.models.search_space.common import FeatureStats
+from mmsase.models.search_space.statistics import FeatureStats
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -277,7 +277,7 @@ def test_every_edge_of_the_block_reaches_the_kernels(monkeypatch):
 
 @pytest.mark.parametrize('hw', [(32, 32), (16, 24), (8, 8), (13, 17), (4, 4)])
 def test_grid_pool_is_adaptive_average_pooling(hw):
-    from mmsase.models.search_space.common import grid_pool
+    from mmsase.models.search_space.pooling import grid_pool
     x = torch.randn(2, 3, *hw, dtype=torch.float64, requires_grad=True)
     assert_same_value_and_gradient(x, grid_pool(x, 8), F.adaptive_avg_pool2d(x, 8))
 
@@ -294,7 +294,7 @@ def assert_same_value_and_gradient(x, out, ref):
 @pytest.mark.parametrize('size_in,size_out', [((8, 8), (32, 32)), ((8, 8), (13, 21)),
                                               ((5, 3), (5, 3)), ((8, 8), (4, 6))])
 def test_bilinear_resize_is_interpolate(size_in, size_out):
-    from mmsase.models.search_space.common import bilinear_resize
+    from mmsase.models.search_space.pooling import bilinear_resize
     x = torch.randn(3, 2, *size_in, dtype=torch.float64, requires_grad=True)
     assert_same_value_and_gradient(
         x, bilinear_resize(x, size_out),

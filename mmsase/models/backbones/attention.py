@@ -25,7 +25,7 @@ from torch import Tensor
 
 from mmsase.models.plugins.base import (AFTER_LAST_NORM, ALL_BLOCKS, BEFORE_CONV,
                                         BLOCK_CHOICES, LAST_BLOCK, POSITIONS, REPLACE_NORM,
-                                        AttentionBlock)
+                                        AttentionBlock, is_stateful)
 from mmsase.models.plugins.factory import resolve_block
 
 #: Keys of an ``attention=`` config that the backbone reads (the rest are the block's).
@@ -196,6 +196,7 @@ class PlacesAttention:
 
     def place_attention(self, placement: AttentionPlacement, stage: int) -> None:
         """Install ``placement``'s modules in this block (which is in stage ``stage``)."""
+        self._check_checkpointing(placement.block)
         self.attention_position = placement.position
         self.attention_name = placement.name
         if placement.position == AFTER_LAST_NORM:
@@ -215,10 +216,20 @@ class PlacesAttention:
         backbone only, so the state dict holds one copy per stage and its gradient is the sum
         over the blocks that applied it.
         """
+        self._check_checkpointing(module)
         self.attention_position = AFTER_LAST_NORM
         self.attention_name = None
         object.__setattr__(self, '_shared_attention', module)  # bypasses Module registration
         self.attention_plugged = plugged
+
+    def _check_checkpointing(self, block) -> None:
+        """A stateful block (DIA) cannot run under gradient checkpointing: recomputing the
+        block in the backward pass would read the state its later blocks left."""
+        if getattr(self, 'with_cp', False) and is_stateful(block):
+            name = block.__name__ if isinstance(block, type) else type(block).__name__
+            raise ValueError(f'{name} carries a state from block to block, which gradient '
+                             f'checkpointing would recompute wrongly: build the backbone '
+                             f'with with_cp=False')
 
     def before_conv(self, postfix: str, x: Tensor) -> Tensor:
         if self.attention_position != BEFORE_CONV:

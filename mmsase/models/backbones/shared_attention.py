@@ -14,13 +14,19 @@ several blocks in one pass accumulates, as any reused module, the sum of their g
 A backbone without sharing takes a code too: only the plugged blocks get their own module (the
 ``attention_blocks`` semantics), and :meth:`SharesAttention.set_connection_code` may later
 unplug some of those blocks (never plug a block that has no module).
+
+**Stateful modules** (DIA's LSTM cell, :func:`~mmsase.models.plugins.base.is_stateful`) carry
+a state from one applying block to the next. The blocks apply their stage's module in order,
+an unplugged block does not call it (so it leaves the state as it is), and the backbone resets
+every stateful module before each forward (:meth:`SharesAttention.reset_attention_state`, a
+forward pre-hook): the state runs through one stage of one batch, starting from zero.
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
 from mmsase.models.ean.code import ConnectionCode
-from mmsase.models.plugins.base import AFTER_LAST_NORM
+from mmsase.models.plugins.base import AFTER_LAST_NORM, is_stateful
 from .attention import AttentionPlacement, attention_plan
 
 
@@ -60,10 +66,27 @@ class SharesAttention:
     ``self.stage_blocks`` (mmpretrain's ResNet attribute) that take EAN's connection codes.
 
     A backbone calls :meth:`share_stage_attention` for each stage while building it when
-    sharing, and sets ``self._connection_code`` (``None``: no code) once built.
+    sharing, and sets ``self._connection_code`` (``None``: no code) once built. Its attention
+    placement is ``self.attention``. Every forward starts with
+    :meth:`reset_attention_state` (a forward pre-hook installed here).
     """
 
     _connection_code: Optional[ConnectionCode] = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_forward_pre_hook(_reset_attention_state)
+
+    def reset_attention_state(self) -> None:
+        """Start a new sequence in every stateful attention module of the network (shared or
+        a block's own: DIA's ``(h, c)`` back to zero). Runs before each forward; a no-op, and
+        cheap, unless the network's attention block is stateful."""
+        placement = getattr(self, 'attention', None)
+        if placement is None or not is_stateful(placement.block):
+            return
+        for module in self.modules():
+            if is_stateful(module):
+                module.reset_state()
 
     def residual_blocks(self) -> List[List[nn.Module]]:
         """The residual blocks, one list per stage."""
@@ -107,3 +130,9 @@ class SharesAttention:
                 block.attention_plugged = bool(bit)
         self._connection_code = code
         return code
+
+
+def _reset_attention_state(backbone: SharesAttention, args) -> None:
+    """Forward pre-hook of the backbones (a module-level function, so that a copied or pickled
+    backbone keeps it)."""
+    backbone.reset_attention_state()

@@ -18,14 +18,16 @@ SGE        Li et al., 2019 (the module EAN shares)      after the last BN
 IEBN       Liang et al., 2020                           in place of the BN layers
 SASE       Wang et al., 2024 (this package's search)    after the last BN
 SEM        Zhong, Wen and Qin, 2022 (arXiv 2209.05680)  after the last BN
+DIA        Huang et al., AAAI 2020 (DIANet)             after the last BN (stateful, EAN)
 =========  ===========================================  =================================
 
 :func:`build_attention` builds any of them by short name (``'cbam'``, ``'mca_skew'``, ...).
 Blocks in the root registry are found by mmcv's ``build_plugin_layer`` whatever the scope, and
 ``type='mmsase.CBAM'`` reaches them through the mmsase registry's parent chain.
 """
-from .base import AttentionBlock
+from .base import AttentionBlock, is_stateful
 from .cbam import CBAM
+from .dia import DIA
 from .eanorm import EANorm
 from .eca import ECA
 from .factory import SHORT_NAMES, build_attention, resolve_block
@@ -40,7 +42,7 @@ from .sge import SGE
 from .srm import SRM
 
 __all__ = [
-    'AttentionBlock', 'build_attention', 'resolve_block', 'SHORT_NAMES', 'CBAM', 'EANorm',
-    'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SEM', 'SGE',
-    'SRM'
+    'AttentionBlock', 'build_attention', 'is_stateful', 'resolve_block', 'SHORT_NAMES', 'CBAM',
+    'DIA', 'EANorm', 'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SEM',
+    'SGE', 'SRM'
 ]

@@ -20,6 +20,13 @@ puts GSoP in the last block of each stage only).
 
 Blocks that are not :class:`AttentionBlock` subclasses (any mmcv plug-in taking
 ``in_channels``) go ``after_last_norm`` in every block.
+
+**Stateful blocks** (:func:`is_stateful`) carry a state from one call to the next, as DIA's
+LSTM cell carries ``(h, c)`` from block to block of a stage. They define ``reset_state()``,
+which starts a new sequence; the backbones call it on every stateful module they hold at the
+start of each forward
+(:meth:`~mmsase.models.backbones.shared_attention.SharesAttention.reset_attention_state`), so
+that the state never crosses from one batch to the next.
 """
 from typing import Tuple
 
@@ -34,6 +41,14 @@ POSITIONS = (AFTER_LAST_NORM, BEFORE_CONV, REPLACE_NORM)
 ALL_BLOCKS = 'all'
 LAST_BLOCK = 'last'
 BLOCK_CHOICES = (ALL_BLOCKS, LAST_BLOCK)
+
+
+def is_stateful(module) -> bool:
+    """Whether ``module`` (a module or a module class) carries a state between calls: its
+    class defines ``reset_state()``. Looked up on the class, which is cheap and never finds a
+    sub-module or parameter of that name."""
+    cls = module if isinstance(module, type) else type(module)
+    return callable(getattr(cls, 'reset_state', None))
 
 
 class AttentionBlock(nn.Module):

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..search_space import check_channels
+from ..utils import check_channels
 from .base import AFTER_LAST_NORM, AttentionBlock
 
 CBAM_VARIANTS = ('original', 'timm')

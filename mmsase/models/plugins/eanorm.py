@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..search_space.common import check_channels, compute_dtype
+from ..utils import check_channels, compute_dtype
 from .base import AttentionBlock
 
 EANORM_MODES = ('l2', 'l1')

@@ -36,7 +36,7 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..search_space import check_channels
+from ..utils import check_channels
 from .base import AFTER_LAST_NORM, AttentionBlock
 
 

@@ -28,6 +28,7 @@ SHORT_NAMES: Dict[str, Tuple[str, dict]] = {
     'iebn': ('IEBN', {}),
     'sase': ('SASE', {}),
     'sem': ('SEM', {}),
+    'dia': ('DIA', {}),
 }
 
 BlockLike = Union[str, Type[nn.Module]]

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..search_space.common import check_channels, compute_dtype
+from ..utils import check_channels, compute_dtype
 from .base import LAST_BLOCK, AttentionBlock
 
 

@@ -55,7 +55,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..search_space.common import check_channels, compute_dtype
+from ..utils import check_channels, compute_dtype
 from .base import REPLACE_NORM, AttentionBlock
 
 

@@ -33,7 +33,7 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..search_space.common import check_channels, compute_dtype
+from ..utils import check_channels, compute_dtype
 from .base import AttentionBlock
 
 

@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..search_space import EDGES, FeatureStats, build_op, check_channels
-from ..search_space.common import StatFusion2d
+from ..search_space import EDGES, FeatureStats, build_op
+from ..search_space.fusion import StatFusion2d
+from ..utils import check_channels
 from .fused import maybe_fused_forward
 from .genotype import GenotypeLike, load_genotype
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..search_space import (EDGE_OP_SET, EDGES, MIXTURES, FeatureStats, check_channels,
-                            op_set, weighted_sum)
+from ..search_space import EDGE_OP_SET, EDGES, MIXTURES, FeatureStats, op_set, weighted_sum
+from ..utils import check_channels
 from .block import SASE, SASEDag
 from .genotype import GenotypeLike, load_genotype
 

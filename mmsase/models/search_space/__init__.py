@@ -17,17 +17,36 @@ The six edges of the SASE DAG (spec §1) and the set each searches over are :dat
 of the architecture logits, so append rather than insert if old searches must stay readable
 (:class:`~mmsase.models.sase.ArchitectureParams` holds one 6×K tensor, so all four sets must
 keep the same size K).
+
+Each set is one module (:mod:`.channel_squeeze`, :mod:`.channel_excitation`,
+:mod:`.spatial_squeeze`, :mod:`.spatial_excitation`); what the sets share is one module per
+concept: :mod:`.statistics` (the lazily computed moments every squeeze op reads, the ``eps``
+constants) and :mod:`.moment_functions` (its moments with hand-written gradients),
+:mod:`.pooling`, :mod:`.fusion` (the 5-parameter 2→1 fusion), :mod:`.squeeze` and
+:mod:`.excitation` (the op bases and the ops both squeeze sets share), and :mod:`.mixture` (the
+supernet's ``Σ_o w_o · o(x)``, on the C++ kernels of :mod:`.power_sums`,
+:mod:`.moment_mixture` and :mod:`.conv_stacks`).
 """
 from typing import Dict, Tuple, Type
 
 import torch.nn as nn
 
+from ..utils import check_channels
 from .channel_excitation import CHANNEL_EXCITATION_OPS
 from .channel_squeeze import CHANNEL_SQUEEZE_OPS
-from .common import (FeatureStats, UnknownNameError, as_stats, check_channels,
-                     excitation_mixture, squeeze_mixture, weighted_sum)
+from .mixture import excitation_mixture, squeeze_mixture, weighted_sum
 from .spatial_excitation import SPATIAL_EXCITATION_OPS
 from .spatial_squeeze import SPATIAL_SQUEEZE_OPS
+from .statistics import FeatureStats, as_stats
+
+
+class UnknownNameError(KeyError, ValueError):
+    """An unknown edge, set or operation name. Both a ``KeyError`` (a failed look-up) and a
+    ``ValueError`` (a bad argument), with its message printed unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
 
 #: set name → {op name → op class}.
 OP_SETS: Dict[str, Dict[str, Type[nn.Module]]] = {

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import ConvStackExcitation, ExcitationOp
+from .excitation import ConvStackExcitation, ExcitationOp
 
 
 class ChannelFC(ExcitationOp):

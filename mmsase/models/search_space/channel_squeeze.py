@@ -11,15 +11,17 @@
 | `gap_skew` | mean and skewness, fused (MCA)                                    | 5           |
 
 (``d = max(1, C // 4)``.) Every op accepts a tensor or a
-:class:`~mmsase.models.search_space.common.FeatureStats`.
+:class:`~mmsase.models.search_space.statistics.FeatureStats`.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import (L2_EPS, STD_EPS, FeatureStats, GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze,
-                     GAPStdSqueeze, L4Squeeze, SqueezeOp, gsop_groups, param, pool_channels)
+from .pooling import gsop_groups, pool_channels
+from .squeeze import (GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze, GAPStdSqueeze, L4Squeeze,
+                      SqueezeOp)
+from .statistics import L2_EPS, STD_EPS, FeatureStats, param
 
 
 class ChannelGAP(GAPSqueeze):

@@ -6,7 +6,7 @@ one they cost a dozen convolution calls forward and backward per edge, each far 
 CPU than its arithmetic (oneDNN is not made for one-channel maps), plus the glue around them.
 :func:`conv_stack_logits` runs them all in one call of the kernel in ``csrc/conv_stacks.cpp``
 (which keeps the intermediate maps for its backward pass). The values equal the ops' own
-:meth:`~mmsase.models.search_space.common.ConvStackExcitation.logits`.
+:meth:`~mmsase.models.search_space.excitation.ConvStackExcitation.logits`.
 """
 import os
 from typing import Sequence

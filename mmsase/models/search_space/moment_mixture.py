@@ -26,8 +26,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ...utils.cpp_extension import LazyExtension
-from .common import (L4_EPS, SKEW_EPS, STD_EPS, FeatureStats, GAPGMPSqueeze, GAPSkewSqueeze,
-                     GAPSqueeze, GAPStdSqueeze, L4Squeeze, TwoStatSqueeze)
+from .squeeze import (GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze, GAPStdSqueeze, L4Squeeze,
+                      TwoStatSqueeze)
+from .statistics import L4_EPS, SKEW_EPS, STD_EPS, FeatureStats
 
 EXTENSION = LazyExtension(
     os.path.join(os.path.dirname(__file__), 'csrc', 'moment_mixture.cpp'),

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .common import ConvStackExcitation, ExcitationOp
+from .excitation import ConvStackExcitation, ExcitationOp
 
 
 class SpatialConv3(ConvStackExcitation):

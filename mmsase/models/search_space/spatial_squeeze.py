@@ -13,7 +13,7 @@ The channel-squeeze set with the roles of the axes swapped.
 | `gap_std`  | mean and std over C, fused                                  | 5        |
 | `gap_skew` | mean and skewness over C, fused                             | 5        |
 
-Every op accepts a tensor or a :class:`~mmsase.models.search_space.common.FeatureStats`;
+Every op accepts a tensor or a :class:`~mmsase.models.search_space.statistics.FeatureStats`;
 ``gap`` and ``l4`` of ``FeatureStats(x, channel_scale=m)`` never materialise ``x ⊙ m``.
 """
 import torch
@@ -21,9 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .common import (L2_EPS, STD_EPS, FeatureStats, GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze,
-                     GAPStdSqueeze, L4Squeeze, SqueezeOp, bilinear_resize, gsop_groups, param,
-                     pool_channels)
+from .pooling import bilinear_resize, gsop_groups, pool_channels
+from .squeeze import (GAPGMPSqueeze, GAPSkewSqueeze, GAPSqueeze, GAPStdSqueeze, L4Squeeze,
+                      SqueezeOp)
+from .statistics import L2_EPS, STD_EPS, FeatureStats, param
 
 
 class SpatialGAP(GAPSqueeze):

@@ -43,7 +43,7 @@ namespace {
 constexpr int64_t kLanes = 16;        // chunk sizes are multiples of this
 constexpr int64_t kMaxChunk = 4096;   // positions per work item: 16 KB accumulator, in L1
 constexpr int64_t kMinChunk = 256;    // do not split rows finer than this for parallelism
-constexpr float kL4Eps = 1e-6f;       // spec §2 l4 (mmsase.models.search_space.common.L4_EPS)
+constexpr float kL4Eps = 1e-6f;       // spec §2 l4 (mmsase.models.search_space.statistics.L4_EPS)
 
 // On x86-64 build each hot kernel for baseline x86-64 and for AVX2; the loader picks
 // the best at run time (GCC function multi-versioning). Elsewhere: one portable build.
