@@ -15,7 +15,35 @@ from mmpretrain.datasets import BaseDataset
 from mmsase.registry import DATASETS
 from .synthetic import load_digits_32
 
-__all__ = ['Digits32']
+__all__ = ['Digits32', 'digits_split_indices']
+
+#: Number of scikit-learn's handwritten digits.
+NUM_DIGITS = 1797
+
+
+def digits_split_indices(split: str = 'train', num_test: int = 360, seed: int = 0) -> np.ndarray:
+    """Indices of the digits of one split of :class:`Digits32`, into scikit-learn's order.
+
+    scikit-learn's 1797 digits are permuted with ``numpy.random.default_rng(seed)``; the
+    first ``num_test`` of the permutation are the test split, the rest the train split.
+    Data sets built on the same digits (e.g. :class:`~mmsase.datasets.ClutteredDigits`) use
+    this function, so that with the same ``num_test`` and ``seed`` no test digit is ever
+    seen in training.
+
+    Args:
+        split: ``'train'`` or ``'test'``.
+        num_test: Size of the test split, 1..1796. Defaults to 360 (20 %).
+        seed: Seed of the permutation. Defaults to 0.
+
+    Returns:
+        np.ndarray: int64 ``(num_test,)`` or ``(1797 - num_test,)``, sorted ascending.
+    """
+    if split not in ('train', 'test'):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if not 0 < num_test < NUM_DIGITS:
+        raise ValueError(f'num_test must be in 1..{NUM_DIGITS - 1}, got {num_test}')
+    order = np.random.default_rng(seed).permutation(NUM_DIGITS)
+    return np.sort(order[:num_test] if split == 'test' else order[num_test:])
 
 
 @DATASETS.register_module()
@@ -28,7 +56,8 @@ class Digits32(BaseDataset):
 
     The split is a random permutation of the 1797 images by ``numpy.random.default_rng
     (seed)``: its first ``num_test`` images are the test split and the rest the train split
-    (1437 / 360 with the defaults). Within a split, samples keep scikit-learn's order.
+    (1437 / 360 with the defaults; see :func:`digits_split_indices`). Within a split,
+    samples keep scikit-learn's order.
 
     Args:
         split (str): ``'train'`` or ``'test'``.
@@ -39,13 +68,10 @@ class Digits32(BaseDataset):
     """
 
     METAINFO = {'classes': tuple(str(i) for i in range(10))}
-    NUM_IMAGES = 1797
+    NUM_IMAGES = NUM_DIGITS
 
     def __init__(self, split: str = 'train', num_test: int = 360, seed: int = 0, **kwargs):
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if not 0 < num_test < self.NUM_IMAGES:
-            raise ValueError(f'num_test must be in 1..{self.NUM_IMAGES - 1}, got {num_test}')
+        digits_split_indices(split, num_test, seed)  # checks the arguments
         self.split = split
         self.num_test = num_test
         self.seed = seed
@@ -54,9 +80,8 @@ class Digits32(BaseDataset):
     def load_data_list(self) -> List[dict]:
         """Load the digits and keep this split's images."""
         images, labels = load_digits_32()
-        order = np.random.default_rng(self.seed).permutation(len(labels))
-        chosen = order[:self.num_test] if self.split == 'test' else order[self.num_test:]
-        return [dict(img=images[i], gt_label=int(labels[i])) for i in np.sort(chosen)]
+        chosen = digits_split_indices(self.split, self.num_test, self.seed)
+        return [dict(img=images[i], gt_label=int(labels[i])) for i in chosen]
 
     def extra_repr(self) -> List[str]:
         """Lines for ``repr``: the split and its seed."""
