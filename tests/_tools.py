@@ -1,4 +1,5 @@
 """Running the repository's tools in a subprocess, as a user would (shared by the tests)."""
+import importlib.util
 import os
 import os.path as osp
 import socket
@@ -22,6 +23,16 @@ def run_tool(*args, check: bool = True, env: dict = None, threads: int = None):
     if check and out.returncode != 0:
         raise AssertionError(f'{args} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}')
     return out
+
+
+def load_tool(relpath: str):
+    """Import a script of the repository (e.g. ``'tools/generate_data.py'``) as a module, so a
+    test can call its ``main`` in-process."""
+    name = osp.splitext(osp.basename(relpath))[0]
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

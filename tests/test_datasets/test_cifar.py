@@ -1,7 +1,6 @@
 """CIFAR-100 (and the CIFAR checks shared with CIFAR-10): the generated files are in the
 official format, ``mmsase.CIFAR100`` loads their fine or coarse labels, and missing or
 broken files give errors that name the file and what is wrong."""
-import importlib.util
 import os.path as osp
 import pickle
 import shutil
@@ -9,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
+from _tools import load_tool
 from mmsase.datasets import (CIFAR100_CLASSES, CIFAR100_COARSE_CLASSES,
                              CIFAR100_FINE_TO_COARSE, COLOURS, DatasetFormatError,
                              DatasetNotFoundError, classification_class_names)
 from mmsase.registry import DATASETS
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # The fine -> coarse table as commonly written out from the official files' labels.
 OFFICIAL_FINE_TO_COARSE = [
@@ -293,10 +292,7 @@ def test_cifar10_shares_the_checks(cifar10_root, tmp_path):
 
 
 def test_generate_data_cli(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'generate_data', osp.join(ROOT, 'tools', 'generate_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools/generate_data.py')
     out = str(tmp_path / 'c100')
     module.main(['cifar100', out, '--num-train', '100', '--num-test', '20', '--seed', '3'])
     printed = capsys.readouterr().out

@@ -4,8 +4,6 @@ The expectations are recomputed here from scikit-learn's raw 8x8 digits and the 
 recipe (the split permutation, the bilinear upsampling, the pixel-wise maximum of the
 pieces), not from the code under test.
 """
-import importlib.util
-import os.path as osp
 import re
 from collections import Counter
 
@@ -14,11 +12,11 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from _tools import load_tool
 from mmsase.datasets import (ClutteredDigits, Digits32, load_digits_32, make_cluttered_digits,
                              write_cluttered_digits)
 from mmsase.registry import DATASETS
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMALL = dict(num_test=100, images_per_digit=1)  # 100 test images: quick per-image checks
 
 
@@ -205,16 +203,8 @@ def test_cifar10_layout_loads_back_equal(tmp_path):
         write_cluttered_digits(str(tmp_path), canvas_size=40)
 
 
-def _generate_data_main():
-    spec = importlib.util.spec_from_file_location(
-        'generate_data', osp.join(ROOT, 'tools', 'generate_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_generate_data_cli(tmp_path, capsys):
-    main = _generate_data_main()
+    main = load_tool('tools/generate_data.py').main
     out = str(tmp_path / 'cluttered')
     options = dict(num_clutter=2, fragment_size=6, images_per_digit=1, seed=5)
     main(['cluttered-digits', out, *(f'--{k.replace("_", "-")}={v}' for k, v in options.items())])

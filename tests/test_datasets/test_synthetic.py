@@ -1,6 +1,5 @@
 """The generated sets are in the real formats: the unmodified mmdet / mmpretrain /
 pycocotools code loads them, and what it loads is what was written."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -9,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _tools import load_tool
 from mmsase.datasets import (CIFAR10_CLASSES, COLOURS, SHAPES, classification_class_names,
                              write_coco_dataset)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHAPE_CLASSES = ('circle', 'square', 'triangle')
 
 
@@ -293,16 +292,8 @@ def test_mmpretrain_custom_dataset_scans_folders_with_the_same_labels(imagenet_r
 # --------------------------------------------------------------------------- CLI
 
 
-def _generate_data_main():
-    spec = importlib.util.spec_from_file_location(
-        'generate_data', osp.join(ROOT, 'tools', 'generate_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_generate_data_cli(tmp_path, capsys):
-    main = _generate_data_main()
+    main = load_tool('tools/generate_data.py').main
     main(['coco', str(tmp_path / 'coco'), '--num-train', '2', '--num-val', '1',
           '--image-size', '40', '48', '--max-image-size', '41', '49'])
     assert 'instances_train.json' in capsys.readouterr().out
