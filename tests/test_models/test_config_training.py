@@ -162,9 +162,12 @@ def test_config_trains_exactly_its_unfrozen_parameters(config):
     after = model.state_dict()
 
     prefix = 'classifier.' if model is not model_of(model) else ''
+
+    def is_frozen(name: str) -> bool:  # names inside the classifier or detector
+        return name.startswith(prefix) and name[len(prefix):].startswith(frozen)
+
     for name, param in model.named_parameters():
-        local = name[len(prefix):] if name.startswith(prefix) else name
-        if local.startswith(frozen):
+        if is_frozen(name):
             assert not param.requires_grad and param.grad is None, \
                 f'{config}: {name} is in a frozen stage but trains'
             assert torch.equal(before[name], after[name]), f'{config}: frozen {name} changed'
@@ -175,8 +178,7 @@ def test_config_trains_exactly_its_unfrozen_parameters(config):
         if (optimized[id(param)] * param.grad).abs().max() > 1e-5 * (1 + before[name].abs().max()):
             assert not torch.equal(before[name], after[name]), f'{config}: {name} did not move'
     for name, value in before.items():  # BN running statistics of the frozen stages
-        local = name[len(prefix):] if name.startswith(prefix) else name
-        if local.startswith(frozen):
+        if is_frozen(name):
             assert torch.equal(value, after[name]), f'{config}: frozen buffer {name} changed'
 
 

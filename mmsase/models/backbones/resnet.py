@@ -131,9 +131,10 @@ class AttentionResNet(SharesAttention, ResNet):
 
     def _freeze_stages(self):
         super()._freeze_stages()
-        frozen = [self.stem_attention_name] if self.frozen_stages >= 0 else []
+        modules = []
+        if self.frozen_stages >= 0 and self.stem_attention_name is not None:
+            modules.append(getattr(self, self.stem_attention_name))
         # the shared module of stage i (layer{i+1}) freezes with its stage: frozen_stages > i
-        modules = [getattr(self, name) for name in frozen if name is not None]
         if self.attention_shared:
             modules += list(self.shared_attention)[:max(self.frozen_stages, 0)]
         for module in modules:

@@ -15,7 +15,7 @@ Order inside a bottleneck (``+`` = identity addition)::
 ``before_conv`` blocks (GCT) sit on the inputs of conv1–conv3 and of the downsample conv,
 ``replace_norm`` blocks (IEBN) are bn1–bn3.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_plugin_layer
@@ -29,7 +29,7 @@ PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
 
 
 class CheckpointedResidual:
-    """Runs a block's residual function (branch + identity, before the last ReLU) under
+    """``forward = relu(residual(x))``, with the residual function (branch + identity) under
     :func:`torch.utils.checkpoint.checkpoint` when ``with_cp`` and the input needs a gradient,
     as mmpretrain's and mmdet's blocks do. Non-reentrant checkpointing, so that parameters
     reached only inside the function (an attention block, EAN's shared module) get their
@@ -37,10 +37,14 @@ class CheckpointedResidual:
 
     with_cp: bool = False
 
-    def run_residual(self, residual: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    def residual(self, x: Tensor) -> Tensor:
+        """The block's branch plus its identity, before the last ReLU."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(residual, x, use_reentrant=False)
-        return residual(x)
+            return self.relu(cp.checkpoint(self.residual, x, use_reentrant=False))
+        return self.relu(self.residual(x))
 
 
 class AttentionBasicBlock(CheckpointedResidual, PlacesAttention, BasicBlock):
@@ -71,9 +75,6 @@ class AttentionBasicBlock(CheckpointedResidual, PlacesAttention, BasicBlock):
         out = self.relu(self.norm1(self.conv1(self.before_conv('1', x))))
         out = self.norm2(self.conv2(self.before_conv('2', out)))
         return self.drop_path(self.after_last_norm(out)) + identity
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.run_residual(self.residual, x))
 
 
 class AttentionBottleneck(CheckpointedResidual, PlacesAttention, Bottleneck):
@@ -160,6 +161,3 @@ class AttentionBottleneck(CheckpointedResidual, PlacesAttention, Bottleneck):
         out = self.norm3(self.conv3(self.before_conv('3', out)))
         out = self.forward_plugins('after_conv3', self.after_last_norm(out))
         return self.drop_path(out) + identity
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.run_residual(self.residual, x))
