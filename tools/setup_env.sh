@@ -95,4 +95,15 @@ SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 if [ ! -e "$SITE/mmsase" ]; then
   ln -s "$ROOT/mmsase" "$SITE/mmsase"
 fi
+# mmsase's C++ kernels compile on first use (about a minute each, then cached in
+# ~/.cache/torch_extensions); build them now so that the first demo or training does not wait.
+# A failed build is not fatal: the eager PyTorch paths compute the same values.
+log "building mmsase's C++ kernels (cached in ~/.cache/torch_extensions)"
+"$PY" - <<'PY' || log "the kernels were not built; mmsase will use its eager paths"
+from mmsase.models.sase import fused
+from mmsase.models.search_space import conv_stacks, moment_mixture, power_sums
+for module in (fused, conv_stacks, moment_mixture, power_sums):
+    if module.EXTENSION.load() is None:
+        raise SystemExit(f'{module.__name__}: kernel not built')
+PY
 log "environment ready: $VENV"

@@ -24,7 +24,7 @@ def gather(tensor: torch.Tensor) -> list:
     return gathered
 
 
-def search_worker(rank: int, port: int, result_path: str) -> None:
+def search_worker(rank: int, port: int, result_path: str, options: dict) -> None:
     faulthandler.enable()  # a native abort still prints where each thread was
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=WORLD_SIZE)
@@ -33,15 +33,21 @@ def search_worker(rank: int, port: int, result_path: str) -> None:
     dist.barrier()
     torch.set_num_threads(1)
     try:
-        from _search_toys import build_search_model, build_search_optim_wrapper, toy_batch
+        from _search_toys import build_search_optim_wrapper, tiny_search_cfg, toy_batch
         from mmsase.engine.model_wrappers import SearchDataParallel
+        from mmengine.logging import MessageHub
+        from mmsase.registry import MODELS
         torch.manual_seed(rank)  # different initial states: the wrapper must broadcast
-        model = build_search_model(unroll=True)
+        model = MODELS.build(dict(tiny_search_cfg(unroll=True), **options))
+        hub = MessageHub.get_current_instance()
         initial = gather(flat_state(model))
         wrapped = SearchDataParallel(model)
         optim_wrapper = build_search_optim_wrapper(wrapped)
         losses = []
         for step in range(STEPS):
+            hub.update_info('epoch', step)  # the countermeasures' schedules follow it
+            hub.update_info('max_epochs', STEPS)
+            hub.update_info('iter', step)
             first = 8 * (WORLD_SIZE * step + rank)  # each rank sees its own samples
             data = dict(weights=toy_batch(range(first, first + 4)),
                         architecture=toy_batch(range(first + 4, first + 8)))
@@ -55,7 +61,7 @@ def search_worker(rank: int, port: int, result_path: str) -> None:
         dist.destroy_process_group()
 
 
-def spawn_search(result_path: str, attempts: int = 2) -> None:
+def spawn_search(result_path: str, options: dict, attempts: int = 2) -> None:
     """Run the two ranks; a rank killed by a signal is retried once, on a fresh port.
 
     Seen once in CI: a rank aborted natively ("terminate called without an active
@@ -63,7 +69,8 @@ def spawn_search(result_path: str, attempts: int = 2) -> None:
     repeat it. A Python exception or a failed check in a rank is never retried."""
     for attempt in range(1, attempts + 1):
         try:
-            mp.spawn(search_worker, args=(free_port(), result_path), nprocs=WORLD_SIZE)
+            mp.spawn(search_worker, args=(free_port(), result_path, options),
+                     nprocs=WORLD_SIZE)
             return
         except mp.ProcessExitedException as err:
             if err.signal_name is None or attempt == attempts:
@@ -72,9 +79,15 @@ def spawn_search(result_path: str, attempts: int = 2) -> None:
 
 
 @pytest.mark.slow
-def test_ranks_stay_identical(tmp_path):
+@pytest.mark.parametrize('options', [
+    {},
+    # the recommended countermeasures: the smoothing noise must be the same on every rank
+    dict(warmup_epochs=1, beta_decay=dict(max_weight=25.0, centred=True),
+         random_smoothing=dict(max_epsilon=0.3)),
+], ids=['plain', 'countermeasures'])
+def test_ranks_stay_identical(tmp_path, options):
     result_path = str(tmp_path / 'result.pt')
-    spawn_search(result_path)
+    spawn_search(result_path, options)
     result = torch.load(result_path)
     assert not torch.equal(result['initial'][0], result['initial'][1])
     assert not torch.equal(result['losses'][0], result['losses'][1])  # different data

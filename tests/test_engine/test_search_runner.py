@@ -21,10 +21,10 @@ def loader(dataset, shuffle=True):
                 sampler=dict(type='DefaultSampler', shuffle=shuffle))
 
 
-def make_runner(work_dir, max_epochs, name, resume=False):
+def make_runner(work_dir, max_epochs, name, resume=False, **search_options):
     half = dict(type='mmsase.HalfSplit', dataset=ToyImages(16), seed=0)
     return Runner(
-        model=tiny_search_cfg(unroll=True),
+        model=dict(tiny_search_cfg(unroll=True), **search_options),
         work_dir=work_dir,
         experiment_name=name,
         train_dataloader=loader(dict(half, part=0)),
@@ -91,3 +91,43 @@ def test_search_runs_logs_and_resumes_exactly(tmp_path):
     assert resumed.model.derive() == straight.model.derive()
     history = resumed.message_hub.get_info('sase/alpha_history')
     assert history == hub.get_info('sase/alpha_history')
+
+
+#: the recommended countermeasures (configs/sase_search/*_robust.py) on the tiny search
+ROBUST = dict(warmup_epochs=1, beta_decay=dict(max_weight=25.0, centred=True),
+              random_smoothing=dict(max_epsilon=0.3))
+
+
+def test_search_with_countermeasures_resumes_exactly(tmp_path):
+    """Warm-up, β-decay and random smoothing follow the epoch and iteration a resumed run
+    restores: stopping after the warm-up epoch and resuming gives the uninterrupted result."""
+    straight = make_runner(str(tmp_path / 'straight'), 3, 'robust_straight', **ROBUST)
+    initial_alpha = straight.model.architecture.alpha.detach().clone()
+    straight.train()
+    alpha, weights = final_state(straight)
+    assert not torch.equal(alpha, initial_alpha)
+    scalars = straight.message_hub.log_scalars
+    assert 'train/loss_beta_decay' in scalars
+    # warm-up: α did not move in epoch 1 (its history records the initial weights)
+    history = straight.message_hub.get_info('sase/alpha_history')['probabilities']
+    assert torch.allclose(torch.tensor(history[0]), initial_alpha.softmax(-1))
+    assert not torch.allclose(torch.tensor(history[1]), initial_alpha.softmax(-1))
+    # genotype.json carries each operation's final weight
+    import json
+    with open(osp.join(straight.work_dir, 'genotype.json')) as f:
+        saved = json.load(f)['_weights']
+    names = straight.model.architecture.op_names
+    weights_now = straight.model.architecture.probabilities().tolist()
+    torch.testing.assert_close(
+        torch.tensor([[saved[edge][op] for op in names[edge]] for edge in names]),
+        torch.tensor(weights_now))
+
+    first = make_runner(str(tmp_path / 'resumed'), 1, 'robust_first', **ROBUST)
+    first.train()
+    resumed = make_runner(str(tmp_path / 'resumed'), 3, 'robust_resumed', resume=True,
+                          **ROBUST)
+    resumed.train()
+    resumed_alpha, resumed_weights = final_state(resumed)
+    assert torch.equal(resumed_alpha, alpha)
+    for key, value in weights.items():
+        assert torch.equal(resumed_weights[key], value), key

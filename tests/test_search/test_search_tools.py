@@ -1,5 +1,6 @@
 """The search through the tools, as a user runs it: tools/train.py on the CPU search config,
---resume, tools/derive_genotype.py, tools/random_genotype.py, and --genotype hand-off."""
+--resume, tools/derive_genotype.py (argmax and --method pt), tools/random_genotype.py, and
+--genotype hand-off."""
 import json
 import os.path as osp
 
@@ -89,6 +90,31 @@ def test_derive_genotype_default_output_leaves_the_search_genotype_alone(straigh
     assert derived['_checkpoint'] == osp.join(straight, 'epoch_1.pth')
     with open(osp.join(straight, 'genotype.json')) as f:
         assert f.read() == logged
+
+
+def test_derive_genotype_pt_on_the_search(straight, tmp_path):
+    checkpoint = osp.join(straight, 'epoch_2.pth')
+    out_file = str(tmp_path / 'pt.json')
+    out = run_tool('tools/derive_genotype.py', checkpoint, '--method', 'pt', '--config', SEARCH,
+                   '--max-batches', '1', '--out', out_file, '--cfg-options',
+                   'train_cfg.arch_dataloader.dataset.dataset.indices=128',
+                   'train_cfg.arch_dataloader.batch_size=32')
+    assert 'on 1 batches (32 images) of the architecture split' in out.stdout
+    with open(out_file) as f:
+        derived = json.load(f)
+    assert derived['_method'] == 'pt' and derived['_epoch'] == 2
+    assert derived['_checkpoint'] == checkpoint
+    for edge in ('cs', 'ce1', 'ce2', 'ss1', 'ss2', 'se'):
+        assert f'kept {derived[edge]}, argmax ' in out.stdout
+    assert osp.isfile(str(tmp_path / 'pt.png'))
+
+
+def test_derive_genotype_pt_without_config_is_a_clear_error(tmp_path):
+    ckpt = tmp_path / 'search.pth'
+    torch.save({'state_dict': {'architecture.alpha': torch.zeros(6, 7)}}, ckpt)
+    out = run_tool('tools/derive_genotype.py', str(ckpt), '--method', 'pt', check=False)
+    assert out.returncode != 0 and '--method pt needs --config CONFIG' in out.stderr
+    assert 'Traceback' not in out.stderr
 
 
 def test_derive_genotype_rejects_non_search_checkpoint(tmp_path):

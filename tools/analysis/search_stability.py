@@ -12,6 +12,9 @@ won, the share of runs agreeing with the most frequent winner, the entropy of so
 (ln 7 = 1.946 nats is uniform: α has not moved and the pick is noise) and the winner's
 margin over the runner-up; over the edges, the mean pairwise agreement between runs.
 Written to WORK_DIR/stability.{json,csv,png} (the plot: winners per edge across seeds).
+With ``--pt`` each search's genotype is also chosen by perturbation (DARTS-PT,
+``tools/derive_genotype.py --method pt``, on ``--pt-batches`` batches of the architecture
+split) and the same agreement is reported for those genotypes.
 """
 import argparse
 import csv
@@ -41,6 +44,10 @@ def parse_args(argv=None):
                         help='torch threads per search (default: the cores / --jobs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override keys of every search')
+    parser.add_argument('--pt', action='store_true',
+                        help='also choose each genotype by perturbation (DARTS-PT)')
+    parser.add_argument('--pt-batches', type=int, default=4,
+                        help='architecture-split batches each DARTS-PT evaluation reads')
     args = parser.parse_args(argv)
     finish_run_args(parser, args, 'stability')
     return args
@@ -116,6 +123,46 @@ def plot(summary) -> bytes:
     return buffer.getvalue()
 
 
+def pt_agreement(args, specs) -> dict:
+    """Each search's genotype chosen by perturbation (derived once, then kept), and the
+    mean pairwise agreement of those genotypes."""
+    import subprocess
+    import sys
+    from itertools import combinations
+
+    from mmsase.models.sase.genotype import load_genotype
+    from mmsase.models.search_space import EDGES
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    genotypes = []
+    for spec in specs:
+        out = osp.join(spec.work_dir, 'genotype_pt.json')
+        if not osp.isfile(out):
+            with open(osp.join(spec.work_dir, 'last_checkpoint')) as f:
+                checkpoint = f.read().strip()
+            options = [f'{k}={v}' for k, v in args.cfg_options.items()]
+            subprocess.run([sys.executable, osp.join(root, 'tools', 'derive_genotype.py'),
+                            checkpoint, '--method', 'pt', '--config', args.config,
+                            '--max-batches', str(args.pt_batches), '--seed', str(spec.seed),
+                            '--out', out] + (['--cfg-options', *options] if options else []),
+                           check=True, stdout=subprocess.DEVNULL)
+        genotypes.append(load_genotype(out))
+    pairs = list(combinations(genotypes, 2))
+    agreement = sum(sum(a[e] == b[e] for e in EDGES) / len(EDGES)
+                    for a, b in pairs) / max(1, len(pairs))
+    return dict(genotypes=genotypes, pairwise_agreement=agreement,
+                distinct_genotypes=len({tuple(g.values()) for g in genotypes}))
+
+
+def pt_report(pt: dict, seeds) -> str:
+    from mmsase.models.search_space import EDGES
+    lines = ['genotypes chosen by perturbation (DARTS-PT):']
+    for edge in EDGES:
+        lines.append(f'{edge:<5}' + '  '.join(g[edge].ljust(11) for g in pt['genotypes']))
+    lines.append(f'mean pairwise agreement: {pt["pairwise_agreement"] * 100:.0f} % of the 6 '
+                 f'edges; {pt["distinct_genotypes"]} distinct genotype(s) in {len(seeds)} runs')
+    return '\n'.join(lines)
+
+
 def main(argv=None):
     from mmsase.analysis.stability import stability
     args = parse_args(argv)
@@ -133,6 +180,9 @@ def main(argv=None):
     summary = stability([r['alpha'] for r in results], args.seeds)
     summary['val_metrics'] = [r['metrics'] for r in results]
     print('\n' + report(summary))
+    if args.pt:
+        summary['pt'] = pt_agreement(args, specs)
+        print('\n' + pt_report(summary['pt'], args.seeds))
     out = osp.join(args.work_dir, 'stability')
     atomic_write(out + '.json', json.dumps(
         dict(summary, config=osp.abspath(args.config), epochs=args.epochs,

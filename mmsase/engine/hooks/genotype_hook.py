@@ -32,7 +32,8 @@ def alpha_history(runner) -> Dict[str, list]:
 @HOOKS.register_module()
 class GenotypeLoggerHook(Hook):
     """After every train epoch: log ``softmax(alpha)`` per edge and the derived genotype,
-    write the genotype to ``<work_dir>/<filename>`` and its diagram (the block's DAG with
+    write the genotype (with each operation's weight as metadata ``_weights``) to
+    ``<work_dir>/<filename>`` and its diagram (the block's DAG with
     each edge's operation and weight, undecided edges dashed; see
     :mod:`mmsase.visualization.genotype_diagram`) to ``<work_dir>/<diagram>``, both
     atomically, and append the probabilities to the message hub's ``sase/alpha_history``
@@ -84,10 +85,13 @@ class GenotypeLoggerHook(Hook):
             + model.architecture.table() +
             f'\ngenotype: {genotype}' + self.undecided_note(model.architecture))
         if is_main_process():
+            names = model.architecture.op_names
+            weights = {edge: dict(zip(names[edge], row))
+                       for edge, row in zip(names, probabilities)}
             save_genotype(
                 genotype,
                 osp.join(runner.work_dir, self.filename),
-                metadata=dict(_epoch=epoch))
+                metadata=dict(_epoch=epoch, _weights=weights))
             if self.diagram:
                 png = draw_architecture(model.architecture, self.margin,
                                         title=f'SASE genotype after epoch {epoch}')

@@ -14,7 +14,9 @@ Config::
             data_preprocessor=dict(...)))   # or SASESearch(data_preprocessor=...)
 
 Every iteration (see :meth:`SASESearch.train_step`) first updates ``alpha`` on the
-architecture split, then the weights on the weight split. It needs the optimizer wrappers
+architecture split, then the weights on the weight split. The collapse countermeasures
+(warm-up, β-decay, random smoothing, FairDARTS; :mod:`.countermeasures`) are keys of the model
+config. It needs the optimizer wrappers
 built by ``mmsase.SearchOptimWrapperConstructor`` and the batches of
 ``mmsase.BilevelEpochBasedTrainLoop``.
 """
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 from mmsase.models.sase.supernet import ArchitectureParams, bind_architecture
 from mmsase.registry import MODELS
 from .architect import Architect
+from .countermeasures import Countermeasures, SearchProgress, smooth_weights
 
 
 def classification_loss(classifier: BaseModel, batch: dict) -> Tensor:
@@ -53,7 +56,15 @@ class SASESearch(BaseModel):
         data_preprocessor (dict, optional): overrides the classifier's own
             ``data_preprocessor``. Either way one preprocessor serves both splits and
             validation.
+        warmup_epochs (int): epochs that train the weights only (α frozen).
+        beta_decay (dict, optional): β-DARTS regularisation, e.g. ``dict(max_weight=25.0)``.
+        random_smoothing (dict, optional): SDARTS-RS noise on the weight step's operation
+            weights, e.g. ``dict(max_epsilon=0.3)``.
+        fair_darts (dict, optional): FairDARTS' sigmoid weights and zero-one loss, e.g.
+            ``dict(zero_one_weight=10.0)``.
         init_cfg (dict, optional): mmengine initialisation config.
+
+    The countermeasures are described in :mod:`mmsase.models.algorithms.countermeasures`.
 
     Attributes:
         classifier: the network; its parameters are the weights ``w``.
@@ -65,7 +76,13 @@ class SASESearch(BaseModel):
                  architecture: dict,
                  unroll: bool = False,
                  data_preprocessor: Optional[dict] = None,
+                 warmup_epochs: int = 0,
+                 beta_decay: Optional[dict] = None,
+                 random_smoothing: Optional[dict] = None,
+                 fair_darts: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        self.countermeasures = Countermeasures(warmup_epochs, beta_decay, random_smoothing,
+                                               fair_darts)
         classifier_cfg = copy.deepcopy(architecture)
         if data_preprocessor is not None:
             classifier_cfg['data_preprocessor'] = data_preprocessor
@@ -75,7 +92,7 @@ class SASESearch(BaseModel):
         super().__init__(
             data_preprocessor=classifier.data_preprocessor, init_cfg=init_cfg)
         self.classifier = classifier
-        self.architecture = ArchitectureParams()
+        self.architecture = ArchitectureParams(weighting=self.countermeasures.weighting)
         num_blocks = bind_architecture(self.classifier, self.architecture)
         if num_blocks == 0:
             raise ValueError(
@@ -100,26 +117,29 @@ class SASESearch(BaseModel):
 
         Returns:
             dict: ``loss_arch`` (validation loss on the architecture split, at ``w'`` when
-            unrolled), ``loss_weights`` and the classifier's other logged values.
+            unrolled; absent during warm-up), the regularisers' terms (``loss_beta_decay``,
+            ``loss_zero_one``), ``loss_weights`` and the classifier's other logged values.
 
         Under ``torch.distributed`` with several processes the gradients of ``alpha`` and of
         the weights are averaged across ranks and the buffers are broadcast from rank 0, so
         every rank holds the same model after each step.
         """
         _check_train_step_inputs(data, optim_wrapper)
+        progress = SearchProgress.from_message_hub() if self.countermeasures.scheduled \
+            else None
         weights_batch = self.data_preprocessor(data['weights'], True)
-        architecture_batch = self.data_preprocessor(data['architecture'],
-                                                    True)
-        loss_arch = self._update_architecture(architecture_batch,
-                                              weights_batch, optim_wrapper)
-        log_vars = self._update_weights(weights_batch,
-                                        optim_wrapper['weights'])
-        log_vars['loss_arch'] = loss_arch
+        log_vars = {}
+        if progress is None or not self.countermeasures.architecture_frozen(progress):
+            architecture_batch = self.data_preprocessor(data['architecture'], True)
+            log_vars.update(self._update_architecture(architecture_batch, weights_batch,
+                                                      optim_wrapper, progress))
+        log_vars.update(self._update_weights(weights_batch, optim_wrapper['weights'],
+                                             progress))
         return log_vars
 
-    def _update_architecture(self, architecture_batch: dict,
-                             weights_batch: dict,
-                             optim_wrapper: OptimWrapperDict) -> Tensor:
+    def _update_architecture(self, architecture_batch: dict, weights_batch: dict,
+                             optim_wrapper: OptimWrapperDict,
+                             progress: Optional[SearchProgress] = None) -> Dict[str, Tensor]:
         """The ``alpha`` step. Leaves weights, buffers and the weight optimizer alone."""
         if self.architect.unroll:
             _check_plain_weight_step(optim_wrapper['weights'])
@@ -127,16 +147,20 @@ class SASESearch(BaseModel):
             architecture_batch, weights_batch,
             optim_wrapper['weights'].optimizer)
         alpha = self.architecture.alpha
-        # OptimWrapper steps from a loss; this one's gradient w.r.t. alpha is alpha_grad.
-        surrogate_loss = (alpha * alpha_grad).sum()
+        # OptimWrapper steps from a loss; this one's gradient w.r.t. alpha is alpha_grad
+        # plus the regularisers' own (they depend on alpha alone).
+        regularisers = self.countermeasures.regularisers(alpha, progress)
+        surrogate_loss = (alpha * alpha_grad).sum() + sum(regularisers.values())
         _backward_and_step(optim_wrapper['architecture'], surrogate_loss,
                            [alpha])
-        return loss_arch
+        return dict(loss_arch=loss_arch,
+                    **{name: term.detach() for name, term in regularisers.items()})
 
-    def _update_weights(self, weights_batch: dict,
-                        optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+    def _update_weights(self, weights_batch: dict, optim_wrapper: OptimWrapper,
+                        progress: Optional[SearchProgress] = None) -> Dict[str, Tensor]:
         with optim_wrapper.optim_context(self.classifier), \
-                _no_grad_for(self.architecture.alpha):
+                _no_grad_for(self.architecture.alpha), \
+                self._smoothed_weights(progress):
             losses = self.classifier(**weights_batch, mode='loss')
         loss, log_vars = self.classifier.parse_losses(losses)
         _backward_and_step(optim_wrapper, loss, self.classifier.parameters())
@@ -145,6 +169,20 @@ class SASESearch(BaseModel):
                 broadcast(buffer, src=0)
         log_vars['loss_weights'] = log_vars.pop('loss')
         return log_vars
+
+    @contextmanager
+    def _smoothed_weights(self, progress: Optional[SearchProgress]):
+        """SDARTS-RS: the weight step sees the operation weights with one ``U(−ε, ε)`` draw."""
+        if not self.countermeasures.random_smoothing:
+            yield
+            return
+        alpha = self.architecture.alpha
+        noise = self.countermeasures.smoothing_noise(alpha.shape, progress).to(
+            device=alpha.device, dtype=alpha.dtype)
+        renormalise = self.architecture.weighting == 'softmax'
+        with self.architecture.transformed(
+                lambda weights: smooth_weights(weights, noise, renormalise)):
+            yield
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         return self.classifier.val_step(data)

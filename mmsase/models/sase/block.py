@@ -72,6 +72,12 @@ class SASEDag(nn.Module):
         that need it), and the output product is fused (:func:`apply_attention`). With
         :attr:`one_sweep_stats` both compute all their moments in one sweep each.
         """
+        m1, ms = self.dag_maps(x, edge, fast)
+        return apply_attention(x, m1, ms, fast)
+
+    def dag_maps(self, x: Tensor, edge: EdgeFn, fast: bool = False):
+        """The channel map ``m1 (B, C, 1, 1)`` and the spatial map ``ms (B, 1, H, W)`` of
+        :meth:`dag`, whose output is ``x ⊙ (m1 + ms) / 2``."""
         self.check_input(x)
         sweep = fast and self.one_sweep_stats
         source = FeatureStats(x, one_sweep=sweep) if fast else x
@@ -86,7 +92,7 @@ class SASEDag(nn.Module):
             self.prepare_edges(reweighted, ('ss2', ))
         h = self.fuse(edge('ss1', source), edge('ss2', reweighted))
         ms = edge('se', h)  # spatial attention map
-        return apply_attention(x, m1, ms, fast)
+        return m1, ms
 
     def prepare_edges(self, stats: FeatureStats, edges) -> None:
         """Let the squeeze edges reading ``stats`` request their extra sums up front, so that

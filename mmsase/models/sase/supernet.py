@@ -10,7 +10,8 @@ a registered ``ArchitectureParams`` of its own, so it also works standalone.
 Module names mirror the fixed block: ``edges.<edge>.ops.<op>`` here is ``edges.<edge>`` in
 :class:`~mmsase.models.sase.block.SASE`; :meth:`SASESupernet.export_fixed_block` copies them.
 """
-from typing import Dict, Optional, Union
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -72,27 +73,51 @@ class MixedOp(nn.Module):
         return f'op_set={self.op_set!r}'
 
 
+#: how the logits become operation weights: softmax per edge (DARTS) or an independent
+#: sigmoid per operation (FairDARTS).
+WEIGHTINGS = ('softmax', 'sigmoid')
+
+
 class ArchitectureParams(nn.Module):
     """The architecture logits ``α`` of the SASE DAG: one row of 7 per edge (spec §4).
 
     Args:
         init_std: ``α ~ N(0, init_std²)``; the spec's 1e-3.
+        weighting: ``'softmax'`` (DARTS, the spec) or ``'sigmoid'`` (FairDARTS).
 
     Row ``i`` belongs to ``EDGES[i]`` and column ``j`` to the ``j``-th op of that edge's set.
     """
 
-    def __init__(self, init_std: float = 1e-3):
+    def __init__(self, init_std: float = 1e-3, weighting: str = 'softmax'):
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'unknown weighting {weighting!r}; allowed: {WEIGHTINGS}')
+        self.weighting = weighting
         self.op_names = {edge: tuple(op_set(edge)) for edge in EDGES}
         widths = {len(names) for names in self.op_names.values()}
         if len(widths) != 1:
             raise ValueError(f'all operation sets must have the same size, got {widths}')
         self.alpha = nn.Parameter(torch.empty(len(EDGES), widths.pop()))
         nn.init.normal_(self.alpha, 0.0, init_std)
+        self._transform: Optional[Callable[[Tensor], Tensor]] = None
 
     def probabilities(self) -> Tensor:
-        """``softmax(α)`` per edge, shape ``(6, 7)``."""
-        return self.alpha.softmax(dim=-1)
+        """The operation weights per edge, shape ``(6, 7)``: ``softmax(α)`` (or ``σ(α)``),
+        as changed by an active :meth:`transformed`."""
+        weights = self.alpha.sigmoid() if self.weighting == 'sigmoid' else \
+            self.alpha.softmax(dim=-1)
+        return weights if self._transform is None else self._transform(weights)
+
+    @contextmanager
+    def transformed(self, transform: Callable[[Tensor], Tensor]) -> Iterator[None]:
+        """Within the block, the weights every supernet block uses are ``transform(weights)``:
+        the perturbed weights of a smoothed weight step, or the masked and projected ones of
+        perturbation-based selection."""
+        previous, self._transform = self._transform, transform
+        try:
+            yield
+        finally:
+            self._transform = previous
 
     def derive(self) -> Dict[str, str]:
         """The genotype: for each edge the op with the largest ``α`` (spec §4)."""
@@ -106,7 +131,7 @@ class ArchitectureParams(nn.Module):
         return {edge: self.op_names[edge][j] for edge, j in zip(EDGES, best)}
 
     def table(self) -> str:
-        """``softmax(α)`` as text, one line per edge: each op with its weight, the op
+        """The weights (``softmax(α)``) as text, one line per edge: each op with its weight, the op
         :meth:`derive` picks marked with ``*`` (what the search logs every epoch)."""
         derived = self.derive()
         cells = []
@@ -128,7 +153,7 @@ class ArchitectureParams(nn.Module):
             self.alpha[i, self.op_names[edge].index(genotype[edge])] = logit
 
     def extra_repr(self) -> str:
-        return f'edges={len(EDGES)}, ops={self.alpha.shape[1]}'
+        return f'edges={len(EDGES)}, ops={self.alpha.shape[1]}, weighting={self.weighting!r}'
 
 
 class SASESupernet(SASEDag):
@@ -179,9 +204,18 @@ class SASESupernet(SASEDag):
         the sums of ``ss2``'s ``std_l2`` (``x ⊙ m2`` is never formed). Elsewhere, or with
         ``MMSASE_NO_FUSED=1``, the lazy torch path computes the same values."""
         fused = self.fused if fused is None else fused
+        return self.dag(x, self._mixed_edges(fused), fused)
+
+    def attention_maps(self, x: Tensor, fused: Optional[bool] = None) -> Tuple[Tensor, Tensor]:
+        """``(m1 (B, C, 1, 1), ms (B, 1, H, W))``: the block's output is ``x ⊙ (m1 + ms) / 2``
+        (what a probe of the attention reads, e.g. the planted benchmarks)."""
+        fused = self.fused if fused is None else fused
+        return self.dag_maps(x, self._mixed_edges(fused), fused)
+
+    def _mixed_edges(self, fused: bool):
         probs = self.arch.probabilities()
         rows = {edge: probs[i] for i, edge in enumerate(EDGES)}
-        return self.dag(x, lambda name, v: self.edges[name](v, rows[name], fused), fused)
+        return lambda name, v: self.edges[name](v, rows[name], fused)
 
     def derive(self) -> Dict[str, str]:
         """The genotype currently selected by ``α`` (argmax per edge)."""
