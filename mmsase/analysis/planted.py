@@ -110,7 +110,8 @@ def planted_batch(data: str, batch_size: int, generator: torch.Generator
         quadrant[0, :, :half, :half] = 1
         quadrant[1, :, half:, half:] = 1
         skew_sign = quadrant[labels] * 2 - 1
-        x = _standardise(_blend(skew_sign * _exponential(shape, generator), data, generator), channel)
+        skewed = _blend(skew_sign * _exponential(shape, generator), data, generator)
+        x = _standardise(skewed, channel)
     else:
         raise ValueError(f'unknown planted data {data!r}; allowed: std, skew, max, '
                          'spatial_skew')
@@ -240,7 +241,8 @@ def run_planted(benchmark: str, method: str, seed: int, steps: int = 320, epochs
                            **options)
     optim_wrapper = build_optim_wrapper(model, dict(
         constructor='mmsase.SearchOptimWrapperConstructor',
-        weights=dict(optimizer=dict(type='SGD', lr=spec.weights_lr, momentum=0.9, weight_decay=5e-4)),
+        weights=dict(optimizer=dict(type='SGD', lr=spec.weights_lr, momentum=0.9,
+                                    weight_decay=5e-4)),
         architecture=dict(optimizer=dict(type='Adam', lr=architecture_lr, betas=(0.5, 0.999),
                                          weight_decay=1e-3))))
     hub = MessageHub.get_current_instance()

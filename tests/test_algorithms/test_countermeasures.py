@@ -137,8 +137,8 @@ def test_warmup_trains_weights_only_and_leaves_alpha_optimizer_untouched():
 
 @pytest.mark.parametrize('unroll', [False, True])
 def test_regularisers_add_their_gradient_to_the_architecture_step_only(unroll):
-    """α's optimizer sees ∇L_arch + λ∇L_β + w01·∇L01 (compared via SGD lr 1 on α); the weight
-    step from the same α is the same with and without them."""
+    """α's optimizer sees ∇L_arch + λ∇L_β + w01·∇L01 (compared via SGD lr 1 on α); the
+    weight step from the same α is the same with and without them."""
     from mmsase.models.algorithms.countermeasures import (SearchProgress, beta_decay_loss,
                                                           zero_one_loss)
     progress = SearchProgress(epoch=3, max_epochs=5, iteration=0)  # β ramp: 8 · 3 / 5
