@@ -82,18 +82,14 @@ def search(work_dir, epochs):
     run(['tools/derive_genotype.py', osp.join(out, f'epoch_{epochs}.pth'), '--method', 'pt',
          '--config', osp.join(ROOT, SEARCH_CONFIG), '--max-batches', '4', '--out',
          genotype_file], osp.join(work_dir, 'derive_pt.log'))
-    argmax, chosen = read_genotype(argmax_file), read_genotype(genotype_file)
+    from mmsase.models.sase.genotype import load_genotype
+    argmax, chosen = load_genotype(argmax_file), load_genotype(genotype_file)
     print('  chosen by perturbation (mask each operation, keep the one the supernet misses '
           'most): ' + ', '.join(f'{k}={v}' + ('' if v == argmax[k] else ' (argmax: '
                                                f'{argmax[k]})') for k, v in chosen.items()))
     print(f'  genotype file: {osp.relpath(genotype_file, ROOT)}; α plot: '
           f'{osp.relpath(osp.join(out, "alpha_evolution.png"), ROOT)}')
     return genotype_file
-
-
-def read_genotype(path):
-    with open(path) as f:
-        return {k: v for k, v in json.load(f).items() if not k.startswith('_')}
 
 
 def print_decisions(genotype_file):
