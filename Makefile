@@ -33,7 +33,7 @@ CLUTTERED := work_dirs/cluttered
 compare-cluttered: $(STAMP)
 	$(PYTHON) tools/train.py configs/demo/sase_search_resnet20_cluttered_digits_robust.py \
 		--work-dir $(CLUTTERED)/search
-	$(PYTHON) tools/derive_genotype.py $(CLUTTERED)/search/epoch_4.pth --method pt --max-batches 4 \
+	$(PYTHON) tools/derive_genotype.py $(CLUTTERED)/search/epoch_12.pth --method pt --max-batches 4 \
 		--config configs/demo/sase_search_resnet20_cluttered_digits_robust.py \
 		--out $(CLUTTERED)/searched.json
 	for seed in 0 1 2; do $(PYTHON) tools/random_genotype.py --seed $$seed \

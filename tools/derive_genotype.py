@@ -1,4 +1,4 @@
-"""Write the genotype of a SASE search checkpoint.
+"""Write the genotype of a search checkpoint (SASE's or AutoLA's search space).
 
     python tools/derive_genotype.py work_dirs/sase_search/epoch_50.pth [--out genotype.json]
     python tools/derive_genotype.py CHECKPOINT --method pt --config SEARCH_CONFIG
@@ -8,7 +8,8 @@ Prints softmax(α) per edge and the derived operations in the layout the search 
 epoch, and writes the genotype JSON that every SASE config accepts
 (``genotype='genotype.json'``): by default ``epoch_50_genotype.json`` beside the checkpoint
 (the search's own ``genotype.json``, that of its last epoch, is left alone), and beside it the
-block's diagram as PNG (same name, ``.png``).
+block's diagram as PNG (same name, ``.png``; SASE only). The search space is recognised by the
+shape of ``α`` (SASE 6×7, AutoLA 10×9); AutoLA's genotype passes over ``none``.
 
 ``--method argmax`` (default) keeps the op with the largest α on each edge (spec §4); the
 diagram shows each edge's operation and weight, edges whose two largest weights are within
@@ -29,14 +30,13 @@ import os.path as osp
 import torch
 
 from mmsase.models.algorithms.perturbation_selection import CRITERIA, select_by_perturbation
-from mmsase.models.sase.genotype import save_genotype
-from mmsase.models.sase.supernet import ArchitectureParams
-from mmsase.models.search_space import EDGES
+from mmsase.models.algorithms.architecture_params import ArchitectureParams
+from mmsase.models.algorithms.spaces import space_of_alpha
 from mmsase.utils.checkpoint import load_checkpoint_file
 from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.launch import run_cli
-from mmsase.visualization.genotype_diagram import (DEFAULT_MARGIN, draw_architecture,
-                                                   draw_genotype)
+from mmsase.visualization.genotype_diagram import (DEFAULT_MARGIN, can_draw,
+                                                   draw_architecture, draw_genotype)
 
 ALPHA_KEY = 'architecture.alpha'
 METHODS = ('argmax', 'pt')
@@ -47,7 +47,7 @@ PT_DEFAULTS = dict(config=None, cfg_options=None, max_batches=None, criterion='a
 
 def find_alpha_key(checkpoint, filename: str) -> str:
     """The state dict key of ``α`` (``architecture.alpha``, possibly under a prefix)."""
-    not_search = f'{filename} is not a SASE search checkpoint'
+    not_search = f'{filename} is not a search checkpoint (SASE, AutoLA)'
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{not_search}: it holds a {type(checkpoint).__name__}, not a dict')
     state_dict = checkpoint.get('state_dict', checkpoint)
@@ -72,7 +72,7 @@ def default_output(checkpoint: str) -> str:
 def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoint', help='checkpoint written by a SASE search run')
+    parser.add_argument('checkpoint', help='checkpoint written by a search run (SASE, AutoLA)')
     parser.add_argument('--out', help='genotype JSON to write (default: CHECKPOINT_NAME'
                         '_genotype.json beside the checkpoint)')
     parser.add_argument('--margin', type=float, default=DEFAULT_MARGIN,
@@ -122,8 +122,11 @@ def check_method_options(args) -> None:
 
 
 def derive_by_argmax(arch: ArchitectureParams, args):
-    """The argmax genotype, its diagram and no extra metadata."""
+    """The argmax genotype, its diagram (SASE's DAG; None for other spaces) and no extra
+    metadata."""
     genotype = arch.derive()
+    if not can_draw(arch):
+        return genotype, None, {}
     title = f'SASE genotype of {osp.basename(args.checkpoint)}'
     return genotype, draw_architecture(arch, args.margin, title), {}
 
@@ -147,10 +150,13 @@ def derive_by_perturbation(arch: ArchitectureParams, checkpoint: dict, args):
     result = select_by_perturbation(model, batches, args.criterion, args.seed, **tune)
     print(measurement_table(result, arch.derive()))
     genotype = result.genotype
-    one_hot = [[float(name == genotype[edge]) for name in arch.op_names[edge]]
-               for edge in EDGES]
-    title = f'SASE genotype of {osp.basename(args.checkpoint)} (DARTS-PT, {args.criterion})'
-    diagram = draw_genotype(one_hot, arch.op_names, args.margin, title)
+    diagram = None
+    if can_draw(arch):
+        one_hot = [[float(name == genotype[edge]) for name in arch.op_names[edge]]
+                   for edge in arch.space.edges]
+        title = (f'SASE genotype of {osp.basename(args.checkpoint)} (DARTS-PT, '
+                 f'{args.criterion})')
+        diagram = draw_genotype(one_hot, arch.op_names, args.margin, title)
     metadata = dict(_method='pt', _config=osp.abspath(args.config),
                     _criterion=args.criterion, _seed=args.seed, _tune_iters=args.tune_iters,
                     _images=images, _edge_order=list(result.edge_order))
@@ -186,7 +192,7 @@ def load_search_config(args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if 'arch_dataloader' not in cfg.get('train_cfg', {}):
-        raise ValueError(f'{args.config} is not a SASE search config: it has no '
+        raise ValueError(f'{args.config} is not a search config: it has no '
                          'train_cfg.arch_dataloader (the architecture split)')
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return cfg
@@ -236,15 +242,16 @@ def main(argv=None):
     check_method_options(args)
     checkpoint = load_checkpoint_file(args.checkpoint, map_location='cpu')
     alpha = find_alpha(checkpoint, args.checkpoint)
-    arch = ArchitectureParams()
-    if alpha.shape != arch.alpha.shape:
-        raise ValueError(f'{args.checkpoint}: α has shape {tuple(alpha.shape)}, '
-                         f'expected {tuple(arch.alpha.shape)} (edges × operations)')
+    try:
+        space = space_of_alpha(alpha.shape)
+    except ValueError as e:
+        raise ValueError(f'{args.checkpoint}: α has shape {tuple(alpha.shape)}: {e}') from e
+    arch = ArchitectureParams(space=space)
     with torch.no_grad():
         arch.alpha.copy_(alpha)
     out = args.out or default_output(args.checkpoint)
-    diagram_path = osp.splitext(out)[0] + '.png'
-    if osp.abspath(diagram_path) == osp.abspath(out):
+    diagram_path = osp.splitext(out)[0] + '.png' if can_draw(arch) else None
+    if diagram_path is not None and osp.abspath(diagram_path) == osp.abspath(out):
         raise ValueError(f'--out {out!r} would be overwritten by the diagram; give a .json name')
     print('softmax(alpha) per edge, * = derived:')
     print(arch.table())
@@ -257,10 +264,11 @@ def main(argv=None):
     epoch = checkpoint.get('meta', {}).get('epoch')
     if epoch is not None:
         metadata['_epoch'] = epoch
-    save_genotype(genotype, out, metadata)
+    space.save(genotype, out, metadata)
     print(f'genotype written to {out}')
-    atomic_write(diagram_path, diagram)
-    print(f'diagram written to {diagram_path}')
+    if diagram_path is not None:
+        atomic_write(diagram_path, diagram)
+        print(f'diagram written to {diagram_path}')
 
 
 if __name__ == '__main__':

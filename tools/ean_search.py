@@ -1,7 +1,11 @@
 """EAN's controller search: where to plug the shared attention modules of a trained supernet.
 
     python tools/ean_search.py CONFIG CHECKPOINT [--work-dir DIR] [--steps N] [--resume]
-        [--cfg-options k=v ...]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+    # the held-out split sharded over 8 GPUs (ImageNet's is 100k images per scored code)
+    torchrun --nproc_per_node=8 tools/ean_search.py CONFIG CHECKPOINT --launcher pytorch
+    # or: python -m torch.distributed.launch --nproc_per_node=8 tools/ean_search.py ...
 
 CONFIG is the supernet's config (a backbone with ``attention_shared=True``) with a key
 
@@ -22,20 +26,29 @@ eval mode; each distinct code is scored once. In the work dir (default
 ``work_dirs/<config name>_search``): ``search_state.pth`` (after every step; ``--resume``
 continues from it exactly), ``best_code.json`` / ``most_likely_code.json`` (for
 ``--connection-code``), ``search_log.json``, ``search.log`` and ``plug_probabilities.png``.
+
+Under a launcher (as tools/train.py: ``mmengine.dist.init_dist``, NCCL with every rank on the
+GPU of its local rank; without CUDA, ``--launcher pytorch`` runs gloo ranks on the CPU) each rank
+scores its shard of the held-out split and the counts are summed over the ranks, so every rank
+sees the accuracy of the whole split and, seeded alike, takes the same controller steps
+(mmsase/engine/ean_search.py). Only rank 0 prints and writes the work dir; every rank reads
+``search_state.pth`` on ``--resume``, so the work dir must be one they share.
 """
 import argparse
 import os
 import os.path as osp
 
 import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import get_world_size, init_dist, is_main_process
 from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import Runner
 
 import mmsase.engine  # noqa: F401  (checkpoint safety)
-from mmsase.engine.ean_search import SEARCH_DEFAULTS, EANSearchRun, heldout_top1
+from mmsase.engine.ean_search import (SEARCH_DEFAULTS, EANSearchRun, build_heldout_dataloader,
+                                      heldout_top1)
 from mmsase.utils.checkpoint import CheckpointError, load_checkpoint_file
-from mmsase.utils.launch import run_cli
+from mmsase.utils.launch import run_cli, set_local_rank_env
 
 
 def parse_args():
@@ -50,7 +63,28 @@ def parse_args():
                         help='continue from search_state.pth in the work dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. ean_search.seed=1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (several ranks share the scoring)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args()
+
+
+def init_launcher(launcher: str) -> None:
+    """Join the launcher's process group (nothing for 'none', or when already joined).
+
+    With CUDA, mmengine's ``init_dist`` (NCCL) also sets each rank's device
+    (``torch.cuda.set_device`` of the local rank), where :func:`build_supernet` puts the model.
+    Without, it would fail on that call: torchrun's ranks join a gloo group on the CPU instead.
+    """
+    if launcher == 'none' or torch_dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        init_dist(launcher)
+    elif launcher == 'pytorch':
+        torch_dist.init_process_group(backend='gloo')
+    else:
+        raise ValueError(f'on a machine without GPUs only --launcher pytorch (torchrun) is '
+                         f'supported, got {launcher!r}')
 
 
 def build_supernet(cfg: Config, checkpoint: str):
@@ -79,7 +113,10 @@ def build_supernet(cfg: Config, checkpoint: str):
 
 
 def main():
+    """Run the search; return the :class:`EANSearchRun` (for the tests)."""
     args = parse_args()
+    set_local_rank_env(args.local_rank)  # torch.distributed.launch passes --local-rank
+    init_launcher(args.launcher)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -92,19 +129,23 @@ def main():
         settings['steps'] = args.steps
     work_dir = args.work_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0] + '_search')
-    os.makedirs(work_dir, exist_ok=True)
+    writer = is_main_process()  # the other ranks hold the same search: rank 0 writes
+    if writer:
+        os.makedirs(work_dir, exist_ok=True)
 
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model, backbone = build_supernet(cfg, args.checkpoint)
-    loader = Runner.build_dataloader(loader_cfg, seed=settings.get('seed', 0))
+    loader = build_heldout_dataloader(loader_cfg, seed=settings.get('seed', 0))
 
     def accuracy(code):
         backbone.set_connection_code(code)
-        return heldout_top1(model, loader)
+        return heldout_top1(model, loader)  # the same on every rank: summed over the shards
 
-    log_file = open(osp.join(work_dir, 'search.log'), 'a')
+    log_file = open(osp.join(work_dir, 'search.log'), 'a') if writer else None
 
     def log(line):
+        if log_file is None:
+            return
         print(line, flush=True)
         log_file.write(line + '\n')
         log_file.flush()
@@ -116,20 +157,25 @@ def main():
                 f'{search.search.num_steps} steps')
         else:
             log(f'--resume: no search_state.pth in {work_dir}, starting from scratch')
-    log(f'EAN search: {len(loader.dataset)} held-out images, stages of '
+    ranks = get_world_size()
+    shards = f' in {ranks} shards' if ranks > 1 else ''
+    log(f'EAN search: {len(loader.dataset)} held-out images{shards}, stages of '
         f'{tuple(backbone.stage_blocks)} blocks, settings {search.settings}')
     best = search.run()
     if best is None:
         log('no step was run (--steps 0)')
-        return
-    likely = search.code(search.search.controller.most_likely()).to_string('-')
-    best_code = search.code(best['code']).to_string('-')
-    log(f'best code (highest reward seen): {best_code} at step {best["step"]}, held-out '
-        f'top-1 {best["accuracy"]:.2f}%, reward {best["reward"]:.3f} -> '
-        f'{osp.join(work_dir, "best_code.json")}')
-    log(f'most likely code now: {likely} -> {osp.join(work_dir, "most_likely_code.json")}; '
-        f'plot: {osp.join(work_dir, "plug_probabilities.png")}')
-    log_file.close()
+    else:
+        likely = search.code(search.search.controller.most_likely()).to_string('-')
+        best_code = search.code(best['code']).to_string('-')
+        log(f'best code (highest reward seen): {best_code} at step {best["step"]}, held-out '
+            f'top-1 {best["accuracy"]:.2f}%, reward {best["reward"]:.3f} -> '
+            f'{osp.join(work_dir, "best_code.json")}')
+        log(f'most likely code now: {likely} -> '
+            f'{osp.join(work_dir, "most_likely_code.json")}; '
+            f'plot: {osp.join(work_dir, "plug_probabilities.png")}')
+    if log_file is not None:
+        log_file.close()
+    return search
 
 
 if __name__ == '__main__':

@@ -149,13 +149,22 @@ class NoiseOp(nn.Module):
 
 @contextlib.contextmanager
 def noise_operation() -> Iterator[None]:
-    """Within the block, every operation set has an eighth op, ``noise`` (modules built inside
-    keep it; the sets are restored on exit)."""
+    """Within the block, every operation set has an eighth op, ``noise``, and SASE's supernet
+    searches the space with it (modules built inside keep it; the sets and the space are
+    restored on exit)."""
+    from mmsase.models.algorithms.spaces import SearchSpace
+    from mmsase.models.sase.supernet import SASESupernet
+    from mmsase.models.search_space import EDGE_OP_SET
+    space = SASESupernet.search_space
     for name, ops in OP_SETS.items():
         ops[NOISE_OP] = lambda channels, kind=name: NoiseOp(channels, kind)
+    SASESupernet.search_space = SearchSpace(
+        'SASE with noise', {edge: ops + (NOISE_OP, ) for edge, ops in space.op_names.items()},
+        edge_labels=EDGE_OP_SET)
     try:
         yield
     finally:
+        SASESupernet.search_space = space
         for ops in OP_SETS.values():
             ops.pop(NOISE_OP, None)
 

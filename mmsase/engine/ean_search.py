@@ -18,13 +18,29 @@ The held-out split is part of the *training* set the supernet did not see (Image
   :meth:`ConnectionCode.save` files (``--connection-code``);
 * ``search_log.json``: one record per step; ``plug_probabilities.png``: the plug probability of
   every block over the steps (heat map) above the rewards and the baseline.
+
+Several ranks (``torchrun --nproc_per_node=8 tools/ean_search.py CONFIG CKPT --launcher
+pytorch``): scoring a code is the whole cost of the search (ImageNet's held-out split is 100k
+images; the authors' ``EAN_search.py`` scores it in one process, ``nn.DataParallel`` over the
+GPUs of one node), so every rank scores its shard of the split (:func:`build_heldout_dataloader`:
+each image on exactly one rank) and :func:`heldout_top1` sums the counts over the ranks before
+dividing: every rank gets the top-1 one process would get on the whole split. The rest is
+replicated, not communicated: the controller, its optimizer, the RND nets and the generator of
+the codes and replay draws are all seeded from ``seed`` alone
+(:class:`~mmsase.models.ean.reinforce.EANReinforce`), so with the same rewards every rank
+samples the same codes and takes the same controller step. Each step checks that the ranks drew
+the same codes (a divergence would otherwise pair one rank's scoring with another's and hang or
+mix them). Only rank 0 writes the work dir's files; with ``--resume`` every rank loads
+``search_state.pth`` (from a work dir they share) once rank 0 is done writing.
 """
+import copy
 import io
 import json
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import all_gather, all_reduce, barrier, get_world_size, is_main_process
 
 from mmsase.models.ean.code import ConnectionCode
 from mmsase.models.ean.controller import ConnectionController
@@ -32,8 +48,8 @@ from mmsase.models.ean.reinforce import EANReinforce
 from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.checkpoint import load_checkpoint_file
 
-__all__ = ['SEARCH_DEFAULTS', 'EANSearchRun', 'heldout_top1', 'code_reward',
-           'plot_plug_probabilities']
+__all__ = ['SEARCH_DEFAULTS', 'EANSearchRun', 'heldout_top1', 'build_heldout_dataloader',
+           'code_reward', 'plot_plug_probabilities']
 
 #: The ``ean_search`` config keys besides ``heldout_dataloader``, the authors' values.
 SEARCH_DEFAULTS = dict(
@@ -54,7 +70,16 @@ def code_reward(accuracy: float, code: ConnectionCode, reward_lambda: float,
 
 @torch.no_grad()
 def heldout_top1(model, dataloader) -> float:
-    """Top-1 (%) of an mmpretrain classifier (in its current mode) on ``dataloader``."""
+    """Top-1 (%) of an mmpretrain classifier (in its current mode) on ``dataloader``.
+
+    Under several ranks every rank passes its shard (:func:`build_heldout_dataloader`) and the
+    counts of correct and seen images are summed over the ranks (``mmengine.dist.all_reduce``)
+    before dividing, so every rank returns what one process gets on the whole split; a mean of
+    per-rank accuracies would weigh the shards' images unequally when their sizes differ. The
+    summed count must be the dataset's size: a sampler that pads the shards (mmengine's
+    ``DefaultSampler`` with ``round_up=True``) or drops a last batch would count some images
+    twice or not at all.
+    """
     correct = total = 0
     for data in dataloader:
         data = model.data_preprocessor(data, False)
@@ -64,9 +89,48 @@ def heldout_top1(model, dataloader) -> float:
         labels = torch.cat([sample.gt_label for sample in data['data_samples']])
         correct += int((scores.argmax(dim=1).cpu() == labels.cpu()).sum())
         total += labels.numel()
+    world_size = get_world_size()
+    if world_size > 1:
+        counts = torch.tensor([correct, total], dtype=torch.int64)
+        all_reduce(counts, op='sum')  # every rank calls it, even with an empty shard
+        correct, total = counts.tolist()
+        dataset = getattr(dataloader, 'dataset', None)
+        size = len(dataset) if hasattr(dataset, '__len__') else None
+        if size is not None and total != size:
+            raise ValueError(
+                f'the {world_size} ranks scored {total} held-out images, the held-out dataset '
+                f'has {size}: its sampler pads or drops images (build the loader with '
+                'build_heldout_dataloader: DefaultSampler with round_up=False, no drop_last)')
     if total == 0:
         raise ValueError('the held-out data loader of the EAN search yielded no samples')
     return 100.0 * correct / total
+
+
+def build_heldout_dataloader(loader_cfg: dict, seed: int = 0):
+    """The data loader of ``ean_search.heldout_dataloader`` (mmengine's
+    ``Runner.build_dataloader``), sharded over the ranks so that each image is on exactly one.
+
+    mmengine's ``DefaultSampler`` rounds the split up to a multiple of the world size by
+    repeating its first images (``round_up=True``, its default, which validation loops put up
+    with); here it gets ``round_up=False``: rank ``r`` of ``w`` takes images ``r, r + w, ...``,
+    shards one image apart in size that together are the split. With one process that is the
+    whole split, in order, as before. Other samplers are refused under several ranks, where
+    their sharding could not be checked before the search starts (:func:`heldout_top1` checks
+    the count after every scoring anyway).
+    """
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(dict(loader_cfg))
+    sampler = dict(cfg.get('sampler') or dict(type='DefaultSampler', shuffle=False))
+    kind = sampler.get('type', 'DefaultSampler')
+    name = kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
+    if name == 'DefaultSampler':
+        sampler['round_up'] = False
+    elif get_world_size() > 1:
+        raise ValueError(f'ean_search.heldout_dataloader.sampler is a {name}: under several '
+                         'ranks the held-out split is sharded with DefaultSampler '
+                         '(round_up=False), each image on exactly one rank')
+    cfg['sampler'] = sampler
+    return Runner.build_dataloader(cfg, seed=seed)
 
 
 class EANSearchRun:
@@ -112,6 +176,16 @@ class EANSearchRun:
         return ConnectionCode.parse(''.join(str(int(b)) for b in bits), self.stage_blocks)
 
     def _score(self, codes: torch.Tensor, scored: list) -> torch.Tensor:
+        if get_world_size() > 1:
+            # the ranks draw the same codes from identically seeded generators; should they
+            # ever not (another CPU's last bit in a softmax), one rank would score a code
+            # while another finds it in the cache, pairing their all-reduces wrongly or
+            # hanging. One small all-gather per step turns that into an error on every rank.
+            drawn = all_gather(codes)
+            if any(not torch.equal(other, drawn[0]) for other in drawn[1:]):
+                raise RuntimeError(
+                    f'step {self.search.num_steps + 1}: the ranks drew different codes '
+                    f'{[c.tolist() for c in drawn]}; their controllers have diverged')
         rewards = []
         for bits in codes.tolist():
             code = self.code(bits)
@@ -173,7 +247,10 @@ class EANSearchRun:
         return self.best
 
     def save(self) -> None:
-        """The state (atomically), both codes and the log."""
+        """The state (atomically), both codes and the log; only on rank 0 (the other ranks
+        hold the same search)."""
+        if not is_main_process():
+            return
         state = dict(search=self.search.state_dict(), history=self.history, cache=self.cache,
                      best=self.best, settings=self.settings, stage_blocks=self.stage_blocks)
         buffer = io.BytesIO()
@@ -191,7 +268,27 @@ class EANSearchRun:
                      json.dumps(self.history, indent=1) + '\n')
 
     def resume(self) -> bool:
-        """Load ``search_state.pth`` from the work dir if there is one; return whether."""
+        """Load ``search_state.pth`` from the work dir if there is one; return whether.
+
+        Every rank loads it (from a work dir they share), after rank 0 is done writing it;
+        ranks that would continue from different states (a work dir not shared between the
+        nodes) stop with an error.
+        """
+        distributed = get_world_size() > 1
+        if distributed:
+            barrier()  # rank 0 may still be saving the last step of a run in this process
+        resumed = self._load_state()
+        if distributed:
+            steps = torch.tensor([int(resumed), self.search.num_steps], dtype=torch.int64)
+            ranks = all_gather(steps)  # also a barrier: rank 0 saves again only after this
+            if any(not torch.equal(other, ranks[0]) for other in ranks[1:]):
+                raise RuntimeError(
+                    f'the ranks resume from different states (found, steps done): '
+                    f'{[tuple(r.tolist()) for r in ranks]}; the work dir '
+                    f'{self.work_dir} must be one that all ranks share')
+        return resumed
+
+    def _load_state(self) -> bool:
         path = osp.join(self.work_dir, STATE_FILE)
         if not osp.isfile(path):
             return False
@@ -214,6 +311,8 @@ class EANSearchRun:
         return True
 
     def plot(self) -> None:
+        if not is_main_process():
+            return
         png = plot_plug_probabilities(self.history, self.stage_blocks)
         atomic_write(osp.join(self.work_dir, 'plug_probabilities.png'), png)
 

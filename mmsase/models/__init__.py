@@ -1,1 +1,1 @@
-from . import algorithms, backbones, ean, plugins, sase, search_space  # noqa: F401
+from . import algorithms, autola, backbones, ean, plugins, sase, search_space  # noqa: F401

@@ -66,35 +66,44 @@ def set_local_rank_env(local_rank: int) -> None:
         os.environ['LOCAL_RANK'] = str(local_rank)
 
 
+def genotype_blocks() -> dict:
+    """Block type name → the search space of the genotype it takes (``--genotype``)."""
+    from mmsase.models.autola import AUTOLA_SPACE
+    from mmsase.models.sase.genotype import SASE_SPACE
+    return {'SASE': SASE_SPACE, 'AutoLA': AUTOLA_SPACE}
+
+
 def set_genotype(cfg: Config, genotype_path: str) -> int:
-    """Point every SASE block of ``cfg.model`` at ``genotype_path``; return how many.
+    """Point every block of ``cfg.model`` that takes a genotype (SASE, AutoLA) at
+    ``genotype_path``; return how many.
 
-    The file is validated first, so a bad genotype fails before anything is built.
+    The file is validated first against the space of the config's blocks, so a bad genotype
+    fails before anything is built.
     """
-    from mmsase.models.sase.genotype import load_genotype
-    load_genotype(genotype_path)
+    spaces = genotype_blocks()
+    found = []
 
-    def visit(node) -> int:
-        count = 0
+    def visit(node) -> None:
         if isinstance(node, dict):
             block_type = node.get('type', '')
             name = block_type.__name__ if isinstance(block_type, type) \
                 else str(block_type).split('.')[-1]
-            if name == 'SASE':
-                node['genotype'] = genotype_path
-                count += 1
+            if name in spaces:
+                found.append((name, node))
             for value in node.values():
-                count += visit(value)
+                visit(value)
         elif isinstance(node, (list, tuple)):
             for value in node:
-                count += visit(value)
-        return count
+                visit(value)
 
-    count = visit(cfg.model)
-    if count == 0:
-        raise ValueError('--genotype was given but the config\'s model has no SASE block '
-                         "(type='SASE' or 'mmsase.SASE')")
-    return count
+    visit(cfg.model)
+    if not found:
+        raise ValueError('--genotype was given but the config\'s model has no block that takes '
+                         f'a genotype (type {" or ".join(map(repr, spaces))})')
+    for name, node in found:
+        spaces[name].load(genotype_path)
+        node['genotype'] = genotype_path
+    return len(found)
 
 
 def backbone_stage_blocks(backbone: dict) -> tuple:

@@ -38,22 +38,26 @@ class EdgeDecision(NamedTuple):
 
 def edge_decisions(probabilities: Sequence[Sequence[float]],
                    op_names: Mapping[str, Sequence[str]],
-                   margin: float = DEFAULT_MARGIN) -> List[EdgeDecision]:
-    """One :class:`EdgeDecision` per edge (in :data:`~mmsase.models.search_space.EDGES`
-    order) from ``softmax(α)`` rows (``ArchitectureParams.probabilities()``, a tensor or
-    nested lists) and the operation names per edge (``ArchitectureParams.op_names``)."""
+                   margin: float = DEFAULT_MARGIN,
+                   excluded: Sequence[str] = ()) -> List[EdgeDecision]:
+    """One :class:`EdgeDecision` per edge (in the order of ``op_names``, the order of ``α``'s
+    rows) from ``softmax(α)`` rows (``ArchitectureParams.probabilities()``, a tensor or
+    nested lists) and the operation names per edge (``ArchitectureParams.op_names``);
+    operations in ``excluded`` (AutoLA's ``none``, which ``derive()`` passes over) are not
+    candidates."""
     if margin < 0:
         raise ValueError(f'margin must be >= 0, got {margin}')
     rows = probabilities.tolist() if hasattr(probabilities, 'tolist') else probabilities
-    if len(rows) != len(EDGES):
-        raise ValueError(f'expected {len(EDGES)} rows of weights (one per edge), '
+    if len(rows) != len(op_names):
+        raise ValueError(f'expected {len(op_names)} rows of weights (one per edge), '
                          f'got {len(rows)}')
     decisions = []
-    for edge, row in zip(EDGES, rows):
+    for edge, row in zip(op_names, rows):
         names = op_names[edge]
         if len(row) != len(names) or len(row) < 2:
             raise ValueError(f'edge {edge!r}: {len(row)} weights for {len(names)} operations')
-        order = sorted(range(len(row)), key=lambda j: row[j], reverse=True)
+        order = sorted((j for j in range(len(row)) if names[j] not in excluded),
+                       key=lambda j: row[j], reverse=True)
         first, second = order[0], order[1]
         decisions.append(EdgeDecision(
             edge, names[first], float(row[first]), names[second], float(row[second]),
@@ -145,6 +149,11 @@ def draw_genotype(probabilities: Sequence[Sequence[float]],
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png')
     return buffer.getvalue()
+
+
+def can_draw(architecture) -> bool:
+    """Whether :func:`draw_architecture` can draw ``architecture`` (SASE's DAG only)."""
+    return tuple(architecture.op_names) == EDGES
 
 
 def draw_architecture(architecture, margin: float = DEFAULT_MARGIN,

@@ -304,5 +304,5 @@ def test_derive_genotype_rejects_bad_method_options(small_checkpoint, argv, mess
 def test_derive_genotype_pt_needs_a_search_config(small_checkpoint):
     tool = load_tool('tools/derive_genotype.py')
     plain = osp.join(ROOT, 'configs/demo/cifar_resnet20_digits.py')
-    with pytest.raises(ValueError, match='is not a SASE search config'):
+    with pytest.raises(ValueError, match='is not a search config'):
         tool.main([small_checkpoint, '--method', 'pt', '--config', plain])

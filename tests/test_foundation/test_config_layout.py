@@ -14,7 +14,7 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'configs')
-NO_METAFILE = {'_base_', 'demo', 'sase_search'}  # bases, CPU demos, the search (README only)
+NO_METAFILE = {'_base_', 'demo', 'sase_search', 'autola_search'}  # bases, demos, the searches
 NO_README = {'_base_', 'demo'}
 FOLDERS = sorted(d for d in os.listdir(CONFIGS)
                  if osp.isdir(osp.join(CONFIGS, d)) and d != '__pycache__')

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from mmsase.models.backbones import AttentionResNet, CifarResNet
-from mmsase.models.plugins import (CBAM, DIA, ECA, GCT, IEBN, MCA, SE, SGE, SRM, EANorm,
+from mmsase.models.plugins import (CBAM, DIA, AutoLA, ECA, GCT, IEBN, MCA, SE, SGE, SRM, EANorm,
                                    GSoP, build_attention)
 from mmsase.models.plugins.factory import SHORT_NAMES, UnknownBlockError, resolve_block
 from .helpers import Recorder, single_thread  # noqa: F401
@@ -180,7 +180,7 @@ def test_cifar_resnet_places_blocks_the_same_way(name, where):
 # ---------------------------------------------------------------------------------------------
 def test_factory_builds_every_block_by_short_name():
     expected = dict(se=SE, cbam=CBAM, eca=ECA, srm=SRM, gsop=GSoP, gct=GCT, mca=MCA,
-                    mca_skew=MCA, eanorm=EANorm, sge=SGE, iebn=IEBN, dia=DIA)
+                    mca_skew=MCA, eanorm=EANorm, sge=SGE, iebn=IEBN, dia=DIA, autola=AutoLA)
     x = torch.randn(2, 128, 6, 6)
     for name, cls in expected.items():
         block = build_attention(name, 128)

@@ -121,7 +121,7 @@ def test_derive_genotype_rejects_non_search_checkpoint(tmp_path):
     ckpt = tmp_path / 'classifier.pth'
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, ckpt)
     out = run_tool('tools/derive_genotype.py', str(ckpt), check=False)
-    assert out.returncode != 0 and 'not a SASE search checkpoint' in out.stderr
+    assert out.returncode != 0 and 'is not a search checkpoint' in out.stderr
     torch.save(torch.zeros(3), ckpt)
     out = run_tool('tools/derive_genotype.py', str(ckpt), check=False)
     assert out.returncode != 0 and 'holds a Tensor, not a dict' in out.stderr

@@ -1,5 +1,6 @@
-"""A plot of how the architecture weights evolve during a SASE search."""
+"""A plot of how the architecture weights evolve during a search."""
 import io
+import math
 import os.path as osp
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -7,7 +8,6 @@ from matplotlib.figure import Figure
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from mmsase.models.search_space import EDGES
 from mmsase.registry import HOOKS
 from mmsase.utils.atomic_io import atomic_write
 from .genotype_hook import GenotypeLoggerHook, alpha_history, search_model
@@ -41,18 +41,22 @@ class AlphaPlotHook(Hook):
 
     def after_train_epoch(self, runner) -> None:
         if is_main_process():
-            png = plot_alpha_history(
-                alpha_history(runner), search_model(runner).architecture.op_names)
+            architecture = search_model(runner).architecture
+            png = plot_alpha_history(alpha_history(runner), architecture.op_names,
+                                     architecture.space.name)
             atomic_write(osp.join(runner.work_dir, self.filename), png)
 
 
-def plot_alpha_history(history: dict, op_names: dict) -> bytes:
-    """PNG bytes of a 2 x 3 grid of panels (one per edge) of ``softmax(alpha)``."""
-    figure = Figure(figsize=(15, 8), dpi=100)
+def plot_alpha_history(history: dict, op_names: dict, space_name: str = 'SASE') -> bytes:
+    """PNG bytes of a grid of panels (one per edge, in ``op_names``' order; 3 columns for
+    SASE's 6 edges, 5 for AutoLA's 10) of ``softmax(alpha)``."""
+    columns = 3 if len(op_names) <= 6 else 5
+    rows = math.ceil(len(op_names) / columns)
+    figure = Figure(figsize=(5 * columns, 4 * rows), dpi=100)
     FigureCanvasAgg(figure)
     epochs = history['epochs']
-    for index, edge in enumerate(EDGES):
-        axes = figure.add_subplot(2, 3, index + 1)
+    for index, edge in enumerate(op_names):
+        axes = figure.add_subplot(rows, columns, index + 1)
         for op_index, name in enumerate(op_names[edge]):
             weights = [probabilities[index][op_index]
                        for probabilities in history['probabilities']]
@@ -68,7 +72,7 @@ def plot_alpha_history(history: dict, op_names: dict) -> bytes:
         axes.set_ylabel('softmax weight')
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, loc='upper left')
-    figure.suptitle('SASE search: architecture weights per edge')
+    figure.suptitle(f'{space_name} search: architecture weights per edge')
     # fixed margins: tight_layout would double the drawing time
     figure.subplots_adjust(left=0.05, right=0.98, bottom=0.07, top=0.9,
                            wspace=0.22, hspace=0.35)

@@ -1,4 +1,4 @@
-"""Logging the architecture of a SASE search after every epoch."""
+"""Logging the architecture of a search (SASE's, AutoLA's) after every epoch."""
 import os.path as osp
 from typing import Dict, Optional
 
@@ -6,11 +6,10 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmsase.models.sase.genotype import save_genotype
 from mmsase.registry import HOOKS
 from mmsase.utils.atomic_io import atomic_write
-from mmsase.visualization.genotype_diagram import (DEFAULT_MARGIN, draw_architecture,
-                                                   edge_decisions)
+from mmsase.visualization.genotype_diagram import (DEFAULT_MARGIN, can_draw,
+                                                   draw_architecture, edge_decisions)
 
 #: Message-hub key of the per-epoch ``softmax(alpha)`` history (saved in checkpoints):
 #: ``{'epochs': [1, 2, ...], 'probabilities': [6 x 7 nested lists, one per epoch]}``.
@@ -18,7 +17,7 @@ ALPHA_HISTORY_KEY = 'sase/alpha_history'
 
 
 def search_model(runner):
-    """The ``SASESearch`` model behind ``runner.model``, unwrapped."""
+    """The search model (``SASESearch``) behind ``runner.model``, unwrapped."""
     model = runner.model
     return model.module if is_model_wrapper(model) else model
 
@@ -38,7 +37,8 @@ class GenotypeLoggerHook(Hook):
     :mod:`mmsase.visualization.genotype_diagram`) to ``<work_dir>/<diagram>``, both
     atomically, and append the probabilities to the message hub's ``sase/alpha_history``
     (checkpointed with the message hub, so the history survives ``--resume``;
-    :class:`AlphaPlotHook` draws it). The log names the undecided edges, if any.
+    :class:`AlphaPlotHook` draws it). The log names the undecided edges, if any. The diagram
+    is drawn for SASE's DAG only.
 
     Args:
         filename (str): name of the genotype file in the work dir.
@@ -59,7 +59,8 @@ class GenotypeLoggerHook(Hook):
     def undecided_note(self, architecture) -> str:
         """A log line naming the edges whose pick is within the margin ('' if none)."""
         undecided = [d for d in edge_decisions(architecture.probabilities().detach().cpu(),
-                                               architecture.op_names, self.margin)
+                                               architecture.op_names, self.margin,
+                                               architecture.space.excluded)
                      if not d.decided]
         if not undecided:
             return ''
@@ -88,11 +89,11 @@ class GenotypeLoggerHook(Hook):
             names = model.architecture.op_names
             weights = {edge: dict(zip(names[edge], row))
                        for edge, row in zip(names, probabilities)}
-            save_genotype(
+            model.architecture.space.save(
                 genotype,
                 osp.join(runner.work_dir, self.filename),
                 metadata=dict(_epoch=epoch, _weights=weights))
-            if self.diagram:
+            if self.diagram and can_draw(model.architecture):
                 png = draw_architecture(model.architecture, self.margin,
                                         title=f'SASE genotype after epoch {epoch}')
                 atomic_write(osp.join(runner.work_dir, self.diagram), png)

@@ -1,4 +1,9 @@
-"""SASE search as an mmengine model: bi-level DARTS over the shared architecture logits.
+"""The differentiable search as an mmengine model: bi-level DARTS over the architecture logits
+shared by a network's supernet blocks.
+
+The search space is the one the blocks declare (``SASESupernet``: SASE's six edges;
+``mmsase.AutoLASupernet``: AutoLA's ten; :mod:`.spaces`). ``mmsase.SASESearch`` and
+``mmsase.DARTSSearch`` are two registry names of one class.
 
 Config::
 
@@ -12,6 +17,8 @@ Config::
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=10, in_channels=64),
             data_preprocessor=dict(...)))   # or SASESearch(data_preprocessor=...)
+
+(an AutoLA search: ``attention=dict(type='mmsase.AutoLASupernet')``).
 
 Every iteration (see :meth:`SASESearch.train_step`) first updates ``alpha`` on the
 architecture split, then the weights on the weight split. The collapse countermeasures
@@ -31,9 +38,9 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor, nn
 
-from mmsase.models.sase.supernet import ArchitectureParams, bind_architecture
 from mmsase.registry import MODELS
 from .architect import Architect
+from .architecture_params import ArchitectureParams, bind_architecture, searchable_blocks
 from .countermeasures import Countermeasures, SearchProgress, smooth_weights
 
 
@@ -43,14 +50,17 @@ def classification_loss(classifier: BaseModel, batch: dict) -> Tensor:
     return loss
 
 
+@MODELS.register_module(name='DARTSSearch')
 @MODELS.register_module()
 class SASESearch(BaseModel):
-    """A classifier with SASE supernet blocks plus the architecture logits they share.
+    """A classifier with supernet blocks plus the architecture logits they share.
 
     Args:
         architecture (dict): config of the classifier (an mmpretrain ``ImageClassifier`` or
             anything with ``forward(inputs, data_samples, mode)``, ``parse_losses`` and
-            ``val_step``) containing ``SASESupernet`` blocks. Types without a scope prefix
+            ``val_step``) containing supernet blocks of one search space
+            (:class:`~.architecture_params.SearchableBlock`: ``SASESupernet``,
+            ``AutoLASupernet``). Types without a scope prefix
             are looked up in mmpretrain unless the dict sets ``_scope_``.
         unroll (bool): second-order (unrolled) DARTS if True, first order otherwise.
         data_preprocessor (dict, optional): overrides the classifier's own
@@ -92,12 +102,9 @@ class SASESearch(BaseModel):
         super().__init__(
             data_preprocessor=classifier.data_preprocessor, init_cfg=init_cfg)
         self.classifier = classifier
-        self.architecture = ArchitectureParams(weighting=self.countermeasures.weighting)
+        self.architecture = ArchitectureParams(weighting=self.countermeasures.weighting,
+                                               space=_search_space(self.classifier))
         num_blocks = bind_architecture(self.classifier, self.architecture)
-        if num_blocks == 0:
-            raise ValueError(
-                'SASESearch found no SASESupernet block in the classifier; put '
-                "one in the backbone, e.g. attention=dict(type='SASESupernet')")
         self.num_searchable_blocks = num_blocks
         self.architect = Architect(
             self.classifier,
@@ -196,6 +203,20 @@ class SASESearch(BaseModel):
     def derive(self) -> Dict[str, str]:
         """The current genotype: the op with the largest ``alpha`` on each edge."""
         return self.architecture.derive()
+
+
+def _search_space(classifier: nn.Module):
+    """The one search space of the classifier's supernet blocks."""
+    spaces = {block.search_space for block in searchable_blocks(classifier)}
+    if not spaces:
+        raise ValueError(
+            'SASESearch found no supernet block in the classifier; put one in the backbone, '
+            "e.g. attention=dict(type='SASESupernet') or dict(type='mmsase.AutoLASupernet')")
+    if len(spaces) > 1:
+        raise ValueError('the classifier mixes supernet blocks of several search spaces '
+                         f'({", ".join(sorted(s.name for s in spaces))}); one search runs one '
+                         'space')
+    return spaces.pop()
 
 
 def _check_train_step_inputs(data, optim_wrapper) -> None:

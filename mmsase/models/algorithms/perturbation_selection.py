@@ -34,7 +34,6 @@ from mmpretrain.models import ImageClassifier
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..search_space import EDGES
 
 #: ``'acc'``: keep the op whose masking gives the lowest accuracy (the paper's default);
 #: ``'loss'``: the op whose masking gives the highest loss.
@@ -46,7 +45,7 @@ class EdgeMeasurement:
     """The supernet on the architecture split with each operation of one edge masked.
 
     Attributes:
-        edge: the edge's name (one of :data:`~mmsase.models.search_space.EDGES`).
+        edge: the edge's name (one of the search space's edges).
         op_names: its operations, in the order of ``α``'s columns.
         accuracies: top-1 accuracy in [0, 1] with ``op_names[j]`` masked, one per op.
         losses: the classifier's mean loss per image with ``op_names[j]`` masked.
@@ -64,7 +63,7 @@ class SelectionResult:
     """What :func:`select_by_perturbation` found.
 
     Attributes:
-        genotype: edge → kept operation, in :data:`~mmsase.models.search_space.EDGES` order.
+        genotype: edge → kept operation, in the search space's edge order.
         edge_order: the edges in the order they were visited and projected.
         measurements: edge → its :class:`EdgeMeasurement` (taken with the edges visited
             before it projected).
@@ -114,12 +113,13 @@ def select_by_perturbation(search_model: nn.Module,
     if not architecture.alpha.detach().isfinite().all():
         raise ValueError('α is not finite (NaN or inf): the search diverged and no genotype '
                          'can be derived')
-    edge_order = tuple(random.Random(seed).sample(EDGES, len(EDGES)))
+    edges = architecture.space.edges
+    edge_order = tuple(random.Random(seed).sample(edges, len(edges)))
     tuner = _WeightTuner(search_model, tune_batches, tune_lr) if tune_iters > 0 else None
     projected: Dict[int, int] = {}  # edge row -> the column of its kept op
     measurements = {}
     for position, edge in enumerate(edge_order):
-        row = EDGES.index(edge)
+        row = edges.index(edge)
         op_names = architecture.op_names[edge]
         accuracies, losses = [], []
         for column in range(len(op_names)):
@@ -128,13 +128,14 @@ def select_by_perturbation(search_model: nn.Module,
                 lambda weights: project_and_mask(weights, projected, (row, column)))
             accuracies.append(accuracy)
             losses.append(loss)
-        kept = kept_column(accuracies, losses, criterion)
+        kept = kept_column(accuracies, losses, criterion,
+                           [name not in architecture.space.excluded for name in op_names])
         projected[row] = kept
         measurements[edge] = EdgeMeasurement(edge, tuple(op_names), tuple(accuracies),
                                              tuple(losses), op_names[kept])
         if tuner is not None and position < len(edge_order) - 1:
             tuner.tune(tune_iters, lambda weights: project_and_mask(weights, projected))
-    genotype = {edge: measurements[edge].kept for edge in EDGES}
+    genotype = {edge: measurements[edge].kept for edge in edges}
     return SelectionResult(genotype, edge_order, measurements)
 
 
@@ -161,10 +162,13 @@ def project_and_mask(weights: Tensor,
     return weights
 
 
-def kept_column(accuracies: List[float], losses: List[float], criterion: str) -> int:
+def kept_column(accuracies: List[float], losses: List[float], criterion: str,
+                selectable: Optional[List[bool]] = None) -> int:
     """The op to keep from its masked measurements: the lowest accuracy (ties: the larger
-    loss, then the first) for ``'acc'``, the largest loss (ties: the first) for ``'loss'``."""
-    columns = range(len(accuracies))
+    loss, then the first) for ``'acc'``, the largest loss (ties: the first) for ``'loss'``;
+    among the ``selectable`` columns only (default: all; AutoLA's ``none`` is measured but
+    never kept)."""
+    columns = [j for j in range(len(accuracies)) if selectable is None or selectable[j]]
     if criterion == 'acc':
         return min(columns, key=lambda j: (accuracies[j], -losses[j]))
     return max(columns, key=lambda j: (losses[j], -j))

@@ -163,7 +163,7 @@ class CifarResNet(SharesAttention, BaseModule):
             the search supernet ``dict(type='SASESupernet')``, ``dict(type='mmsase.SEM')``,
             ``dict(type='mmsase.GCT')``; the keys of
             :class:`~mmsase.models.backbones.AttentionResNet`'s ``attention`` apply.
-        attention_stages (Sequence[bool], optional): which of the 3 stages get it.
+        attention_stages (Sequence[bool], optional): which of the stages get it.
         attention_blocks (Sequence, optional): per stage, which blocks get it (0/1 flags or
             a string such as ``'101'``, leftmost = first block).
         attention_shared (bool): EAN: one module per stage shared by the blocks that
@@ -173,12 +173,16 @@ class CifarResNet(SharesAttention, BaseModule):
             leftmost bit = first block); None = all plugged when shared.
         base_channels (int): the stem's width and the first stage's ``planes`` (16); stages
             double it.
+        stage_blocks (Sequence[int], optional): residual blocks per stage, overriding the
+            three equal stages that ``depth`` implies (``depth`` must then be
+            ``2 + layers · sum``): AutoLA's search network, a CIFAR "ResNet-34", is
+            ``depth=34, stage_blocks=(3, 4, 6, 3), shortcut='conv'`` (4 stages, 16/32/64/128).
         shortcut (str, optional): for basic blocks ``'pad'`` (option A, the default) or
             ``'conv'`` (option B); bottlenecks always project (``'conv'``, the default).
         out_indices (Sequence[int]): stages whose outputs are returned.
 
     Output: a tuple of ``(B, C_i, H_i, W_i)`` maps, the last ``(B, 64·e, H/4, W/4)`` with
-    ``e`` = 1 (basic) or 4 (bottleneck).
+    ``e`` = 1 (basic) or 4 (bottleneck) for three stages.
     """
 
     def __init__(self,
@@ -194,6 +198,7 @@ class CifarResNet(SharesAttention, BaseModule):
                  block: str = 'basic',
                  attention_shared: bool = False,
                  connection_code=None,
+                 stage_blocks: Optional[Sequence[int]] = None,
                  init_cfg=(dict(type='Kaiming', layer='Conv2d'),
                            dict(type='Constant', val=1, layer='_BatchNorm'))):
         super().__init__(init_cfg=list(init_cfg) if init_cfg else None)
@@ -201,24 +206,35 @@ class CifarResNet(SharesAttention, BaseModule):
             raise ValueError(f'CifarResNet block must be one of '
                              f"{', '.join(map(repr, CIFAR_BLOCKS))}, got {block!r}")
         block_cls, layers, examples = CIFAR_BLOCKS[block]
-        if not isinstance(depth, int) or depth < 2 + 3 * layers \
-                or (depth - 2) % (3 * layers) != 0:
-            raise ValueError(f'CifarResNet depth with {block} blocks must be {3 * layers}n+2 '
-                             f'({examples}, ...), got {depth!r}')
+        if stage_blocks is None:
+            if not isinstance(depth, int) or depth < 2 + 3 * layers \
+                    or (depth - 2) % (3 * layers) != 0:
+                raise ValueError(f'CifarResNet depth with {block} blocks must be '
+                                 f'{3 * layers}n+2 ({examples}, ...), got {depth!r}')
+            stage_blocks = ((depth - 2) // (3 * layers), ) * 3
+        else:
+            stage_blocks = tuple(stage_blocks)
+            if not stage_blocks or not all(isinstance(n, int) and n > 0 for n in stage_blocks):
+                raise ValueError('CifarResNet stage_blocks must be positive ints, one per '
+                                 f'stage, got {stage_blocks!r}')
+            if depth != 2 + layers * sum(stage_blocks):
+                raise ValueError(f'CifarResNet depth={depth!r} does not match stage_blocks='
+                                 f'{stage_blocks}: {block} blocks give depth 2 + {layers} x '
+                                 f'{sum(stage_blocks)} = {2 + layers * sum(stage_blocks)}')
+        num_stages = len(stage_blocks)
         if block == 'bottleneck' and shortcut not in (None, 'conv'):
             raise ValueError(f"bottleneck CifarResNets project their shortcuts (shortcut="
                              f"'conv'), got shortcut={shortcut!r}")
-        blocks_per_stage = (depth - 2) // (3 * layers)
-        self.attention = AttentionPlacement.from_config(attention, 3)
+        self.attention = AttentionPlacement.from_config(attention, num_stages)
         self.attention_shared = bool(attention_shared)
-        plan, code = connection_plan(self.attention, (blocks_per_stage, ) * 3,
-                                     attention_stages, attention_blocks,
-                                     self.attention_shared, connection_code)
-        if any(i not in (0, 1, 2) for i in out_indices):
-            raise ValueError(f'out_indices must be within (0, 1, 2), got {out_indices!r}')
+        plan, code = connection_plan(self.attention, stage_blocks, attention_stages,
+                                     attention_blocks, self.attention_shared, connection_code)
+        if any(i not in range(num_stages) for i in out_indices):
+            raise ValueError(f'out_indices must be within {tuple(range(num_stages))}, got '
+                             f'{out_indices!r}')
         self.depth = depth
         self.block = block
-        self.stage_blocks = (blocks_per_stage, ) * 3
+        self.stage_blocks = stage_blocks
         self.out_indices = tuple(out_indices)
 
         self.conv1 = nn.Conv2d(in_channels, base_channels, 3, 1, 1, bias=False)
@@ -227,10 +243,10 @@ class CifarResNet(SharesAttention, BaseModule):
                                                  base_channels)
         self.res_layers = []
         channels = base_channels
-        for stage in range(3):
+        for stage, num_blocks in enumerate(stage_blocks):
             planes = base_channels * 2**stage
             blocks = []
-            for i in range(blocks_per_stage):
+            for i in range(num_blocks):
                 stride = 2 if (stage > 0 and i == 0) else 1
                 if block == 'basic':
                     layer = CifarBasicBlock(channels, planes, stride=stride,

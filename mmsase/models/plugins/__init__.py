@@ -19,12 +19,14 @@ IEBN       Liang et al., 2020                           in place of the BN layer
 SASE       Wang et al., 2024 (this package's search)    after the last BN
 SEM        Zhong, Wen and Qin, 2022 (arXiv 2209.05680)  after the last BN
 DIA        Huang et al., AAAI 2020 (DIANet)             after the last BN (stateful, EAN)
+AutoLA     Ma et al., NeurIPS 2020 (HOGA, searched)     after the last BN
 =========  ===========================================  =================================
 
 :func:`build_attention` builds any of them by short name (``'cbam'``, ``'mca_skew'``, ...).
 Blocks in the root registry are found by mmcv's ``build_plugin_layer`` whatever the scope, and
 ``type='mmsase.CBAM'`` reaches them through the mmsase registry's parent chain.
 """
+from .autola import AutoLA, AutoLASupernet
 from .base import AttentionBlock, is_stateful
 from .cbam import CBAM
 from .dia import DIA
@@ -42,7 +44,8 @@ from .sge import SGE
 from .srm import SRM
 
 __all__ = [
-    'AttentionBlock', 'build_attention', 'is_stateful', 'resolve_block', 'SHORT_NAMES', 'CBAM',
+    'AttentionBlock', 'build_attention', 'is_stateful', 'resolve_block', 'SHORT_NAMES', 'AutoLA',
+    'AutoLASupernet', 'CBAM',
     'DIA', 'EANorm', 'ECA', 'GCT', 'GSoP', 'IEBN', 'MCA', 'SASE', 'SASESupernet', 'SE', 'SEM',
     'SGE', 'SRM'
 ]

@@ -29,6 +29,7 @@ SHORT_NAMES: Dict[str, Tuple[str, dict]] = {
     'sase': ('SASE', {}),
     'sem': ('SEM', {}),
     'dia': ('DIA', {}),
+    'autola': ('AutoLA', {}),
 }
 
 BlockLike = Union[str, Type[nn.Module]]

@@ -1,26 +1,26 @@
 """The SASE supernet (spec §4): every edge a softmax-weighted mixture of its set's 7 ops.
 
-One :class:`ArchitectureParams` (the 6×7 logits ``α``) is shared by every
-:class:`SASESupernet` block of a network. Blocks hold it *unregistered* once bound
-(:meth:`SASESupernet.bind` / :func:`bind_architecture`), so ``network.parameters()`` yields the
-weights ``w`` only and ``α`` lives in exactly one place — the module that owns it (typically the
-search algorithm), which also saves it and moves it between devices. A block never bound owns
-a registered ``ArchitectureParams`` of its own, so it also works standalone.
+One :class:`~mmsase.models.algorithms.architecture_params.ArchitectureParams` of
+:data:`~mmsase.models.sase.genotype.SASE_SPACE` (the 6×7 logits ``α``) is shared by every
+:class:`SASESupernet` block of a network, held unregistered once bound (see
+:mod:`mmsase.models.algorithms.architecture_params`).
 
 Module names mirror the fixed block: ``edges.<edge>.ops.<op>`` here is ``edges.<edge>`` in
 :class:`~mmsase.models.sase.block.SASE`; :meth:`SASESupernet.export_fixed_block` copies them.
 """
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..algorithms.architecture_params import (ArchitectureParams, SearchableBlock,
+                                              bind_architecture)
 from ..search_space import EDGE_OP_SET, EDGES, MIXTURES, FeatureStats, op_set, weighted_sum
 from ..utils import check_channels
 from .block import SASE, SASEDag
-from .genotype import GenotypeLike, load_genotype
+from .genotype import SASE_SPACE, GenotypeLike, load_genotype
+
+__all__ = ['MixedOp', 'ArchitectureParams', 'SASESupernet', 'bind_architecture']
 
 
 class MixedOp(nn.Module):
@@ -73,90 +73,7 @@ class MixedOp(nn.Module):
         return f'op_set={self.op_set!r}'
 
 
-#: how the logits become operation weights: softmax per edge (DARTS) or an independent
-#: sigmoid per operation (FairDARTS).
-WEIGHTINGS = ('softmax', 'sigmoid')
-
-
-class ArchitectureParams(nn.Module):
-    """The architecture logits ``α`` of the SASE DAG: one row of 7 per edge (spec §4).
-
-    Args:
-        init_std: ``α ~ N(0, init_std²)``; the spec's 1e-3.
-        weighting: ``'softmax'`` (DARTS, the spec) or ``'sigmoid'`` (FairDARTS).
-
-    Row ``i`` belongs to ``EDGES[i]`` and column ``j`` to the ``j``-th op of that edge's set.
-    """
-
-    def __init__(self, init_std: float = 1e-3, weighting: str = 'softmax'):
-        super().__init__()
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f'unknown weighting {weighting!r}; allowed: {WEIGHTINGS}')
-        self.weighting = weighting
-        self.op_names = {edge: tuple(op_set(edge)) for edge in EDGES}
-        widths = {len(names) for names in self.op_names.values()}
-        if len(widths) != 1:
-            raise ValueError(f'all operation sets must have the same size, got {widths}')
-        self.alpha = nn.Parameter(torch.empty(len(EDGES), widths.pop()))
-        nn.init.normal_(self.alpha, 0.0, init_std)
-        self._transform: Optional[Callable[[Tensor], Tensor]] = None
-
-    def probabilities(self) -> Tensor:
-        """The operation weights per edge, shape ``(6, 7)``: ``softmax(α)`` (or ``σ(α)``),
-        as changed by an active :meth:`transformed`."""
-        weights = self.alpha.sigmoid() if self.weighting == 'sigmoid' else \
-            self.alpha.softmax(dim=-1)
-        return weights if self._transform is None else self._transform(weights)
-
-    @contextmanager
-    def transformed(self, transform: Callable[[Tensor], Tensor]) -> Iterator[None]:
-        """Within the block, the weights every supernet block uses are ``transform(weights)``:
-        the perturbed weights of a smoothed weight step, or the masked and projected ones of
-        perturbation-based selection."""
-        previous, self._transform = self._transform, transform
-        try:
-            yield
-        finally:
-            self._transform = previous
-
-    def derive(self) -> Dict[str, str]:
-        """The genotype: for each edge the op with the largest ``α`` (spec §4)."""
-        alpha = self.alpha.detach()
-        diverged = [edge for edge, row in zip(EDGES, alpha) if not row.isfinite().all()]
-        if diverged:
-            raise ValueError(f'α of edge(s) {diverged} is not finite (NaN or inf): the search '
-                             'diverged and no genotype can be derived. Resume from an earlier '
-                             'checkpoint with lower learning rates.')
-        best = alpha.argmax(dim=-1).tolist()
-        return {edge: self.op_names[edge][j] for edge, j in zip(EDGES, best)}
-
-    def table(self) -> str:
-        """The weights (``softmax(α)``) as text, one line per edge: each op with its weight, the op
-        :meth:`derive` picks marked with ``*`` (what the search logs every epoch)."""
-        derived = self.derive()
-        cells = []
-        for edge, row in zip(EDGES, self.probabilities().tolist()):
-            cells.append([f'{"*" if name == derived[edge] else " "}{name} {p:.4f}'
-                          for name, p in zip(self.op_names[edge], row)])
-        widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
-        return '\n'.join(
-            (f'{edge:<4}' + '  '.join(cell.ljust(w) for cell, w in zip(line, widths))).rstrip()
-            for edge, line in zip(EDGES, cells))
-
-    @torch.no_grad()
-    def set_genotype(self, genotype: GenotypeLike, logit: float = 30.0) -> None:
-        """Set ``α`` to (scaled) one-hot rows selecting ``genotype``: ``logit`` for the chosen
-        op, 0 elsewhere (``softmax`` then puts ``1 − 6·e^{-logit}`` on it)."""
-        genotype = load_genotype(genotype)
-        self.alpha.zero_()
-        for i, edge in enumerate(EDGES):
-            self.alpha[i, self.op_names[edge].index(genotype[edge])] = logit
-
-    def extra_repr(self) -> str:
-        return f'edges={len(EDGES)}, ops={self.alpha.shape[1]}, weighting={self.weighting!r}'
-
-
-class SASESupernet(SASEDag):
+class SASESupernet(SearchableBlock, SASEDag):
     """The SASE block with a mixed operation on every edge (the search's supernet).
 
     Args:
@@ -168,6 +85,7 @@ class SASESupernet(SASEDag):
     """
 
     _abbr_ = 'sase_supernet'
+    search_space = SASE_SPACE
     one_sweep_stats = True  # its squeeze edges need every moment of both axes
 
     def __init__(self,
@@ -178,23 +96,7 @@ class SASESupernet(SASEDag):
         super().__init__(in_channels, {edge: MixedOp(EDGE_OP_SET[edge], in_channels, fused)
                                        for edge in EDGES})
         self.fused = fused
-        if arch is None:
-            self.arch = ArchitectureParams()
-        else:
-            self.bind(arch)
-
-    @property
-    def is_bound(self) -> bool:
-        """Whether ``arch`` is a shared, unregistered :class:`ArchitectureParams`."""
-        return 'arch' not in self._modules
-
-    def bind(self, arch: ArchitectureParams) -> None:
-        """Use the shared ``arch`` from now on, held unregistered (not a submodule): it does
-        not appear in this block's ``parameters()``, ``state_dict()`` or ``.to()``."""
-        if not isinstance(arch, ArchitectureParams):
-            raise TypeError(f'expected ArchitectureParams, got {type(arch).__name__}')
-        self._modules.pop('arch', None)
-        object.__setattr__(self, 'arch', arch)
+        self.init_architecture(arch)
 
     def forward(self, x: Tensor, fused: Optional[bool] = None) -> Tensor:
         """``x (B, C, H, W)`` → the block's output. With ``fused`` (default) the squeeze edges
@@ -217,10 +119,6 @@ class SASESupernet(SASEDag):
         rows = {edge: probs[i] for i, edge in enumerate(EDGES)}
         return lambda name, v: self.edges[name](v, rows[name], fused)
 
-    def derive(self) -> Dict[str, str]:
-        """The genotype currently selected by ``α`` (argmax per edge)."""
-        return self.arch.derive()
-
     def export_fixed_block(self, genotype: GenotypeLike = None) -> SASE:
         """A fixed :class:`SASE` block for ``genotype`` (default: :meth:`derive`) whose
         weights are copies of the chosen ops' and of ``fuse``; same device, dtype and mode."""
@@ -235,11 +133,3 @@ class SASESupernet(SASEDag):
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}, bound={self.is_bound}'
-
-
-def bind_architecture(model: nn.Module, arch: ArchitectureParams) -> int:
-    """Bind ``arch`` to every :class:`SASESupernet` in ``model``; return how many."""
-    blocks = [m for m in model.modules() if isinstance(m, SASESupernet)]
-    for block in blocks:
-        block.bind(arch)
-    return len(blocks)
