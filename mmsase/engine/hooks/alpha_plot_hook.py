@@ -43,13 +43,15 @@ class AlphaPlotHook(Hook):
         if is_main_process():
             architecture = search_model(runner).architecture
             png = plot_alpha_history(alpha_history(runner), architecture.op_names,
-                                     architecture.space.name)
+                                     architecture.space.name, architecture.space.excluded)
             atomic_write(osp.join(runner.work_dir, self.filename), png)
 
 
-def plot_alpha_history(history: dict, op_names: dict, space_name: str = 'SASE') -> bytes:
+def plot_alpha_history(history: dict, op_names: dict, space_name: str = 'SASE',
+                       excluded=()) -> bytes:
     """PNG bytes of a grid of panels (one per edge, in ``op_names``' order; 3 columns for
-    SASE's 6 edges, 5 for AutoLA's 10) of ``softmax(alpha)``."""
+    SASE's 6 edges, 5 for AutoLA's 10) of ``softmax(alpha)``; each title names the operation
+    the genotype would take now (never one of ``excluded``, e.g. AutoLA's ``none``)."""
     columns = 3 if len(op_names) <= 6 else 5
     rows = math.ceil(len(op_names) / columns)
     figure = Figure(figsize=(5 * columns, 4 * rows), dpi=100)
@@ -64,7 +66,8 @@ def plot_alpha_history(history: dict, op_names: dict, space_name: str = 'SASE') 
                       markersize=3, label=name)
         if epochs:
             latest = history['probabilities'][-1][index]
-            derived = op_names[edge][latest.index(max(latest))]
+            derived = max((name for name in op_names[edge] if name not in excluded),
+                          key=lambda name: latest[op_names[edge].index(name)])
             axes.set_title(f'{edge} (now: {derived})')
         else:
             axes.set_title(edge)
