@@ -96,6 +96,12 @@ def collate(samples) -> dict:
     return pseudo_collate(samples)
 
 
+def toy_loader(dataset, shuffle: bool = True) -> dict:
+    """A data loader config of ``dataset`` (e.g. a ``HalfSplit`` of ``ToyImages``), batch 4."""
+    return dict(dataset=dataset, batch_size=4, num_workers=0, collate_fn=collate,
+                sampler=dict(type='DefaultSampler', shuffle=shuffle))
+
+
 def toy_batch(indices, dataset=None) -> dict:
     dataset = ToyImages(64) if dataset is None else dataset
     return collate([dataset[i] for i in indices])

@@ -35,8 +35,7 @@ from mmsase.models.algorithms.spaces import space_of_alpha
 from mmsase.utils.checkpoint import load_checkpoint_file
 from mmsase.utils.atomic_io import atomic_write
 from mmsase.utils.launch import run_cli
-from mmsase.visualization.genotype_diagram import (DEFAULT_MARGIN, can_draw,
-                                                   draw_architecture, draw_genotype)
+from mmsase.visualization.genotype_diagram import DEFAULT_MARGIN, can_draw, draw_genotype
 
 ALPHA_KEY = 'architecture.alpha'
 METHODS = ('argmax', 'pt')
@@ -122,17 +121,13 @@ def check_method_options(args) -> None:
 
 
 def derive_by_argmax(arch: ArchitectureParams, args):
-    """The argmax genotype, its diagram (SASE's DAG; None for other spaces) and no extra
-    metadata."""
-    genotype = arch.derive()
-    if not can_draw(arch):
-        return genotype, None, {}
-    title = f'SASE genotype of {osp.basename(args.checkpoint)}'
-    return genotype, draw_architecture(arch, args.margin, title), {}
+    """The argmax genotype, the weights its diagram shows (softmax(α)) and no metadata."""
+    return arch.derive(), arch.probabilities().detach().tolist(), {}
 
 
 def derive_by_perturbation(arch: ArchitectureParams, checkpoint: dict, args):
-    """The DARTS-PT genotype, a diagram of it and its metadata."""
+    """The DARTS-PT genotype, the weights its diagram shows (the kept ops, one-hot) and its
+    metadata."""
     cfg = load_search_config(args)
     model = build_search_model(cfg, checkpoint, args)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -150,17 +145,12 @@ def derive_by_perturbation(arch: ArchitectureParams, checkpoint: dict, args):
     result = select_by_perturbation(model, batches, args.criterion, args.seed, **tune)
     print(measurement_table(result, arch.derive()))
     genotype = result.genotype
-    diagram = None
-    if can_draw(arch):
-        one_hot = [[float(name == genotype[edge]) for name in arch.op_names[edge]]
-                   for edge in arch.space.edges]
-        title = (f'SASE genotype of {osp.basename(args.checkpoint)} (DARTS-PT, '
-                 f'{args.criterion})')
-        diagram = draw_genotype(one_hot, arch.op_names, args.margin, title)
+    one_hot = [[float(name == genotype[edge]) for name in arch.op_names[edge]]
+               for edge in arch.space.edges]
     metadata = dict(_method='pt', _config=osp.abspath(args.config),
                     _criterion=args.criterion, _seed=args.seed, _tune_iters=args.tune_iters,
                     _images=images, _edge_order=list(result.edge_order))
-    return genotype, diagram, metadata
+    return genotype, one_hot, metadata
 
 
 def measurement_table(result, argmax_genotype: dict) -> str:
@@ -168,13 +158,14 @@ def measurement_table(result, argmax_genotype: dict) -> str:
     (``*`` = kept), then the kept op beside the argmax op."""
     lines = ['accuracy % / loss on the architecture split with each op masked, per edge in '
              'the order visited (* = kept):']
+    width = max(len(edge) for edge in result.edge_order) + 1
     for position, edge in enumerate(result.edge_order, 1):
         measured = result.measurements[edge]
         cells = [f'{"*" if name == measured.kept else " "}{name} {100 * acc:.2f}/{loss:.4f}'
                  for name, acc, loss in zip(measured.op_names, measured.accuracies,
                                             measured.losses)]
-        lines.append(f'{position}. {edge:<4}' + '  '.join(cells))
-        lines.append(f'   {"":<4}kept {measured.kept}, argmax {argmax_genotype[edge]}'
+        lines.append(f'{position}. {edge:<{width}}' + '  '.join(cells))
+        lines.append(f'   {"":<{width}}kept {measured.kept}, argmax {argmax_genotype[edge]}'
                      + ('' if measured.kept == argmax_genotype[edge] else ' (differs)'))
     return '\n'.join(lines)
 
@@ -256,9 +247,9 @@ def main(argv=None):
     print('softmax(alpha) per edge, * = derived:')
     print(arch.table())
     if args.method == 'pt':
-        genotype, diagram, method_metadata = derive_by_perturbation(arch, checkpoint, args)
+        genotype, shown, method_metadata = derive_by_perturbation(arch, checkpoint, args)
     else:
-        genotype, diagram, method_metadata = derive_by_argmax(arch, args)
+        genotype, shown, method_metadata = derive_by_argmax(arch, args)
     print(f'genotype: {genotype}')
     metadata = dict(_checkpoint=osp.abspath(args.checkpoint), **method_metadata)
     epoch = checkpoint.get('meta', {}).get('epoch')
@@ -267,7 +258,9 @@ def main(argv=None):
     space.save(genotype, out, metadata)
     print(f'genotype written to {out}')
     if diagram_path is not None:
-        atomic_write(diagram_path, diagram)
+        title = f'SASE genotype of {osp.basename(args.checkpoint)}' + (
+            f' (DARTS-PT, {args.criterion})' if args.method == 'pt' else '')
+        atomic_write(diagram_path, draw_genotype(shown, arch.op_names, args.margin, title))
         print(f'diagram written to {diagram_path}')
 
 

@@ -48,7 +48,7 @@ import mmsase.engine  # noqa: F401  (checkpoint safety)
 from mmsase.engine.ean_search import (SEARCH_DEFAULTS, EANSearchRun, build_heldout_dataloader,
                                       heldout_top1)
 from mmsase.utils.checkpoint import CheckpointError, load_checkpoint_file
-from mmsase.utils.launch import run_cli, set_local_rank_env
+from mmsase.utils.launch import init_cpu_process_group, run_cli, set_local_rank_env
 
 
 def parse_args():
@@ -73,18 +73,13 @@ def init_launcher(launcher: str) -> None:
     """Join the launcher's process group (nothing for 'none', or when already joined).
 
     With CUDA, mmengine's ``init_dist`` (NCCL) also sets each rank's device
-    (``torch.cuda.set_device`` of the local rank), where :func:`build_supernet` puts the model.
-    Without, it would fail on that call: torchrun's ranks join a gloo group on the CPU instead.
+    (``torch.cuda.set_device`` of the local rank), where :func:`build_supernet` puts the model;
+    without, torchrun's ranks join a gloo group on the CPU (as tools/train.py's).
     """
     if launcher == 'none' or torch_dist.is_initialized():
         return
-    if torch.cuda.is_available():
+    if not init_cpu_process_group(launcher):
         init_dist(launcher)
-    elif launcher == 'pytorch':
-        torch_dist.init_process_group(backend='gloo')
-    else:
-        raise ValueError(f'on a machine without GPUs only --launcher pytorch (torchrun) is '
-                         f'supported, got {launcher!r}')
 
 
 def build_supernet(cfg: Config, checkpoint: str):

@@ -33,6 +33,20 @@ def setup_amp(cfg: Config) -> None:
         cfg.optim_wrapper.type = 'mmsase.CPUAutocastOptimWrapper'
 
 
+def init_cpu_process_group(launcher: str) -> bool:
+    """On a machine without GPUs, join ``--launcher pytorch``'s process group with the gloo
+    backend (mmengine's ``init_dist`` would call ``torch.cuda.set_device``); return whether
+    this is such a run. With GPUs or ``--launcher none`` nothing is done (False)."""
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise ValueError(f'on a machine without GPUs only --launcher pytorch (torchrun) '
+                         f'is supported, got {launcher!r}')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    return True
+
+
 def setup_launcher(cfg: Config, launcher: str) -> None:
     """Make ``--launcher pytorch`` work without GPUs (gloo backend, CPU DDP).
 
@@ -42,15 +56,10 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     DDP wrapper is told to use no device ids.
     """
     cfg.launcher = launcher
-    if launcher == 'none' or torch.cuda.is_available():
+    if not init_cpu_process_group(launcher):
         return
-    if launcher != 'pytorch':
-        raise ValueError(f'on a machine without GPUs only --launcher pytorch (torchrun) '
-                         f'is supported, got {launcher!r}')
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg['dist_cfg'] = dict(backend='gloo')
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
 
     from mmengine.registry import MODEL_WRAPPERS
     from torch.nn.parallel import DistributedDataParallel

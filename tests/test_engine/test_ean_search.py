@@ -2,13 +2,13 @@
 tool end to end on a tiny CIFAR ResNet supernet with a shared SE module on the digits, held-out
 top-1 against a count written here, and the held-out part of every shipped supernet config
 disjoint from its training part."""
-import importlib.util
 import json
 import os.path as osp
 import sys
 
 import pytest
 import torch
+from _tools import load_tool
 
 from mmsase.engine.ean_search import EANSearchRun, code_reward
 from mmsase.models.ean.code import ConnectionCode
@@ -121,7 +121,8 @@ def test_tool_end_to_end(tmp_path, monkeypatch, capsys):
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), checkpoint)
     work_dir = tmp_path / 'search'
 
-    tool = load_tool()  # the first 2 steps in this process, the resumption as a user would
+    # the first 2 steps in this process, the resumption as a user would
+    tool = load_tool('tools/ean_search.py')
     monkeypatch.setattr(sys, 'argv', ['ean_search.py', config, checkpoint, '--work-dir',
                                       str(work_dir), '--steps', '2'])
     tool.main()
@@ -148,14 +149,6 @@ def test_tool_end_to_end(tmp_path, monkeypatch, capsys):
     torch.save(dict(state_dict=dict(list(model.state_dict().items())[:-1])), checkpoint)
     with pytest.raises(CheckpointError, match='does not fit the model of the config'):
         tool.build_supernet(cfg, checkpoint)
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'ean_search_tool', osp.join(osp.dirname(__file__), '..', '..', 'tools', 'ean_search.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_defaults_are_the_authors_values(tmp_path):
@@ -205,6 +198,23 @@ def independent_top1(model, images, labels, mean, std):
     return 100.0 * int((logits.argmax(1) == labels).sum()) / len(labels)
 
 
+def save_supernet(cfg, checkpoint: str):
+    """The config's supernet (seed 0) with BN running statistics of its own, so that eval mode
+    matters and the codes' accuracies differ, saved to ``checkpoint``; returned."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    return model
+
+
 def all_codes(stage_blocks):
     import itertools
     bits = list(itertools.product((0, 1), repeat=sum(stage_blocks)))
@@ -216,22 +226,12 @@ def test_heldout_top1_and_the_tool_against_an_independent_count(tmp_path, monkey
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
-    from mmpretrain.registry import MODELS
 
     from mmsase.engine.ean_search import heldout_top1
     config = supernet_config(tmp_path / 'supernet.py')
     cfg = Config.fromfile(config)
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
-    model.eval()
-    with torch.no_grad():  # BN running statistics of their own, so eval mode matters
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
     checkpoint = str(tmp_path / 'supernet.pth')
-    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    model = save_supernet(cfg, checkpoint).eval()
 
     dataset = build_scope_dataset(cfg.ean_search.heldout_dataloader.dataset)
     items = [dataset[i] for i in range(len(dataset))]
@@ -257,7 +257,7 @@ def test_heldout_top1_and_the_tool_against_an_independent_count(tmp_path, monkey
     assert not model.training
 
     # the tool: the supernet from the checkpoint, in eval mode, each code's accuracy
-    tool = load_tool()
+    tool = load_tool('tools/ean_search.py')
     monkeypatch.setattr(sys, 'argv', ['ean_search.py', config, checkpoint, '--work-dir',
                                       str(tmp_path / 'search'), '--steps', '2'])
     tool.main()

@@ -9,16 +9,11 @@ from mmengine.runner import Runner
 from PIL import Image
 
 from _search_toys import single_thread  # noqa: F401 (fixture)
-from _search_toys import ToyImages, collate, search_optim_wrapper_cfg, tiny_search_cfg
+from _search_toys import ToyImages, search_optim_wrapper_cfg, tiny_search_cfg, toy_loader
 
 pytestmark = pytest.mark.usefixtures('single_thread')
 
 WEIGHTS_LR, ARCHITECTURE_LR, ETA_MIN, T_MAX = 0.05, 3e-4, 1e-4, 4
-
-
-def loader(dataset, shuffle=True):
-    return dict(dataset=dataset, batch_size=4, num_workers=0, collate_fn=collate,
-                sampler=dict(type='DefaultSampler', shuffle=shuffle))
 
 
 def make_runner(work_dir, max_epochs, name, resume=False, **search_options):
@@ -27,10 +22,10 @@ def make_runner(work_dir, max_epochs, name, resume=False, **search_options):
         model=dict(tiny_search_cfg(unroll=True), **search_options),
         work_dir=work_dir,
         experiment_name=name,
-        train_dataloader=loader(dict(half, part=0)),
+        train_dataloader=toy_loader(dict(half, part=0)),
         train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', max_epochs=max_epochs,
-                       val_interval=1, arch_dataloader=loader(dict(half, part=1))),
-        val_dataloader=loader(ToyImages(6, seed=1), shuffle=False),
+                       val_interval=1, arch_dataloader=toy_loader(dict(half, part=1))),
+        val_dataloader=toy_loader(ToyImages(6, seed=1), shuffle=False),
         val_cfg=dict(type='ValLoop'),
         val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
         optim_wrapper=search_optim_wrapper_cfg(WEIGHTS_LR, ARCHITECTURE_LR),

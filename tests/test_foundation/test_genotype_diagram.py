@@ -109,18 +109,14 @@ def test_search_runner_writes_the_diagram(tmp_path):
     """One epoch of a real search (the toy set of the search tests) through the Runner."""
     from mmengine.runner import Runner
 
-    from _search_toys import ToyImages, collate, search_optim_wrapper_cfg, tiny_search_cfg
-
-    def loader(dataset):
-        return dict(dataset=dataset, batch_size=4, num_workers=0, collate_fn=collate,
-                    sampler=dict(type='DefaultSampler', shuffle=True))
+    from _search_toys import ToyImages, search_optim_wrapper_cfg, tiny_search_cfg, toy_loader
 
     half = dict(type='mmsase.HalfSplit', dataset=ToyImages(8), seed=0)
     runner = Runner(
         model=tiny_search_cfg(), work_dir=str(tmp_path), experiment_name='diagram_search',
-        train_dataloader=loader(dict(half, part=0)),
+        train_dataloader=toy_loader(dict(half, part=0)),
         train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', max_epochs=1,
-                       arch_dataloader=loader(dict(half, part=1))),
+                       arch_dataloader=toy_loader(dict(half, part=1))),
         optim_wrapper=search_optim_wrapper_cfg(),
         custom_hooks=[dict(type='mmsase.GenotypeLoggerHook')],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),

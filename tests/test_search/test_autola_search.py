@@ -7,7 +7,8 @@ import os.path as osp
 import pytest
 import torch
 from _search_toys import single_thread  # noqa: F401 (fixture)
-from _search_toys import ToyImages, collate, search_optim_wrapper_cfg, tiny_classifier_cfg
+from _search_toys import (ToyImages, search_optim_wrapper_cfg, tiny_classifier_cfg, toy_batch,
+                          toy_loader)
 from _tools import run_tool
 from mmengine.runner import Runner
 
@@ -15,11 +16,6 @@ from mmsase.models.algorithms.perturbation_selection import kept_column, select_
 from mmsase.models.autola import AUTOLA_SPACE, PRIMITIVES, AutoLA
 
 pytestmark = pytest.mark.usefixtures('single_thread')
-
-
-def loader(dataset, shuffle=True):
-    return dict(dataset=dataset, batch_size=4, num_workers=0, collate_fn=collate,
-                sampler=dict(type='DefaultSampler', shuffle=shuffle))
 
 
 @pytest.fixture(scope='module')
@@ -34,10 +30,10 @@ def searched(tmp_path_factory):
         model=dict(type='mmsase.DARTSSearch', unroll=False,
                    architecture=tiny_classifier_cfg(dict(type='mmsase.AutoLASupernet'))),
         work_dir=work_dir,
-        train_dataloader=loader(dict(half, part=0)),
+        train_dataloader=toy_loader(dict(half, part=0)),
         train_cfg=dict(type='mmsase.BilevelEpochBasedTrainLoop', max_epochs=2,
-                       val_interval=2, arch_dataloader=loader(dict(half, part=1))),
-        val_dataloader=loader(ToyImages(6, seed=1), shuffle=False),
+                       val_interval=2, arch_dataloader=toy_loader(dict(half, part=1))),
+        val_dataloader=toy_loader(ToyImages(6, seed=1), shuffle=False),
         val_cfg=dict(type='ValLoop'),
         val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
         optim_wrapper=search_optim_wrapper_cfg(0.05, 3e-2),
@@ -84,7 +80,7 @@ def test_derive_tool_reads_an_autola_checkpoint(searched, tmp_path):
 def test_perturbation_selection_never_keeps_none(searched):
     runner, _ = searched
     model = runner.model
-    batches = [collate([ToyImages(16)[i] for i in range(j, j + 4)]) for j in (0, )]
+    batches = [toy_batch(range(4), ToyImages(16))]
     alpha = model.architecture.alpha.detach().clone()
     result = select_by_perturbation(model, batches, seed=0)
     assert AUTOLA_SPACE.validate(result.genotype) == result.genotype

@@ -47,10 +47,14 @@ class ArchitectureParams(nn.Module):
             raise ValueError(f'unknown weighting {weighting!r}; allowed: {WEIGHTINGS}')
         self.space = _default_space() if space is None else space
         self.weighting = weighting
-        self.op_names = dict(self.space.op_names)
         self.alpha = nn.Parameter(torch.empty(len(self.space.edges), self.space.num_ops))
         nn.init.normal_(self.alpha, 0.0, init_std)
         self._transform: Optional[Callable[[Tensor], Tensor]] = None
+
+    @property
+    def op_names(self):
+        """Edge → its operations, in the order of ``α``'s rows and columns (the space's)."""
+        return self.space.op_names
 
     def probabilities(self) -> Tensor:
         """The operation weights per edge, shape ``(edges, ops)``: ``softmax(α)`` (or

@@ -39,25 +39,27 @@ class HOGADag(nn.Module):
 
     Args:
         in_channels: ``C``, divisible by 4.
-        edges: edge name (:data:`~.genotype.EDGES`) → module on ``C/4`` channels.
+        build_edges: ``C/4`` → {edge name (:data:`~.genotype.EDGES`): its module on ``C/4``
+            channels}; called once the channels are checked.
         group_reduction: the reduction of the SE on the summed groups.
         out_reduction: the reduction of the output SE.
     """
 
     _abbr_ = 'autola'
 
-    def __init__(self, in_channels: int, edges: Dict[str, nn.Module], group_reduction: int,
-                 out_reduction: int):
+    def __init__(self, in_channels: int, build_edges: Callable[[int], Dict[str, nn.Module]],
+                 group_reduction: int, out_reduction: int):
         super().__init__()
-        group = self.group_width(in_channels)
-        for name, value in (('group_reduction', group_reduction),
-                            ('out_reduction', out_reduction)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{type(self).__name__}: {name} must be a positive int, '
-                                 f'got {value!r}')
+        check_channels(in_channels, 'in_channels')
+        if in_channels % NODES:
+            raise ValueError(f'{type(self).__name__}: in_channels={in_channels} must be '
+                             f'divisible by {NODES} (HOGA splits the channels into {NODES} '
+                             'groups)')
+        check_channels(group_reduction, 'group_reduction')
+        check_channels(out_reduction, 'out_reduction')
         self.in_channels = in_channels
-        self.group_channels = group
-        self.edges = nn.ModuleDict(edges)
+        self.group_channels = group = in_channels // NODES
+        self.edges = nn.ModuleDict(build_edges(group))
         self.group_se = GroupSE(group, group_reduction)
         self.channel_back = nn.Sequential(
             nn.Conv2d(group * (NODES + 1), in_channels, 1, bias=False),
@@ -65,15 +67,6 @@ class HOGADag(nn.Module):
             nn.Conv2d(in_channels, in_channels, 1, bias=False),
             nn.BatchNorm2d(in_channels))
         self.out_se = GroupSE(in_channels, out_reduction)
-
-    @classmethod
-    def group_width(cls, in_channels: int) -> int:
-        """``C / 4``, after checking that ``C`` splits into HOGA's four groups."""
-        check_channels(in_channels, 'in_channels')
-        if in_channels % NODES:
-            raise ValueError(f'{cls.__name__}: in_channels={in_channels} must be divisible by '
-                             f'{NODES} (HOGA splits the channels into {NODES} groups)')
-        return in_channels // NODES
 
     def dag(self, x: Tensor, edge: Callable[[str, Tensor], Tensor]) -> Tensor:
         """The block's output, ``edge(name, input)`` computing each edge."""
@@ -107,8 +100,7 @@ class AutoLA(HOGADag):
     def __init__(self, in_channels: int, genotype: GenotypeLike = None,
                  group_reduction: int = 8, out_reduction: int = 8):
         genotype = AUTOLA_SPACE.load(genotype)
-        group = self.group_width(in_channels)
-        super().__init__(in_channels, {
+        super().__init__(in_channels, lambda group: {
             edge: build_primitive(op, group, affine=True) for edge, op in genotype.items()},
             group_reduction, out_reduction)
         self.genotype = genotype

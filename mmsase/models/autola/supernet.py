@@ -57,8 +57,8 @@ class AutoLASupernet(SearchableBlock, HOGADag):
 
     def __init__(self, in_channels: int, arch: Optional[ArchitectureParams] = None,
                  group_reduction: int = 4, out_reduction: int = 16):
-        group = self.group_width(in_channels)
-        super().__init__(in_channels, {edge: MixedPrimitive(group) for edge in EDGES},
+        super().__init__(in_channels,
+                         lambda group: {edge: MixedPrimitive(group) for edge in EDGES},
                          group_reduction, out_reduction)
         self.init_architecture(arch)
 
